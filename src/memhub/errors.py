@@ -1,0 +1,164 @@
+"""memhub's one exception tree.
+
+Every error a user can meet is a :class:`MemhubError`. Each class carries the
+HTTP status it maps to and a stable machine-readable ``code``; the API renders
+all of them the same way, as ``{"detail", "error_code", "context"}``.
+
+    MemhubError
+    ├── BadRequest                  400 BAD_REQUEST
+    │   ├── InvalidPath             400 INVALID_PATH
+    │   ├── InvalidChecksum         400 CHECKSUM_MISMATCH
+    │   └── ChunksMissing           400 CHUNKS_MISSING
+    ├── Unauthorized                401 UNAUTHORIZED
+    ├── Forbidden                   403 FORBIDDEN
+    ├── NotFound                    404 NOT_FOUND
+    │   ├── FileNotFound            404 FILE_NOT_FOUND
+    │   ├── RevisionNotFound        404 REVISION_NOT_FOUND
+    │   ├── WorkspaceNotFound       404 WORKSPACE_NOT_FOUND
+    │   └── LeaseNotFound           404 LEASE_NOT_FOUND
+    ├── Conflict                    409 CONFLICT
+    │   ├── WorkspaceExists         409 WORKSPACE_EXISTS
+    │   ├── LeaseHeld               409 LEASE_HELD
+    │   └── LeaseLost               409 LEASE_LOST
+    ├── PreconditionFailed          412 PRECONDITION_FAILED
+    │   └── FencingTokenRejected    412 FENCING_TOKEN_REJECTED
+    ├── PayloadTooLarge             413 PAYLOAD_TOO_LARGE
+    ├── RateLimited                 429 RATE_LIMITED
+    ├── StorageUnavailable          503 STORAGE_UNAVAILABLE
+    └── BlobMissing                 500 BLOB_MISSING   (the store is damaged: run `memhub fsck`)
+
+Third-party exceptions are translated at the boundary with
+``raise StorageUnavailable(...) from exc``; ``hint`` tells the user what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MemhubError(Exception):
+    """Base of every memhub error."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        context: dict[str, Any] | None = None,
+        hint: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+        self.hint = hint
+        self.headers = headers
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "detail": self.detail,
+            "error_code": self.code,
+            "context": self.context,
+        }
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+    def __str__(self) -> str:
+        return self.detail if not self.hint else f"{self.detail} (hint: {self.hint})"
+
+
+class BadRequest(MemhubError):
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class InvalidPath(BadRequest):
+    code = "INVALID_PATH"
+
+
+class InvalidChecksum(BadRequest):
+    code = "CHECKSUM_MISMATCH"
+
+
+class ChunksMissing(BadRequest):
+    code = "CHUNKS_MISSING"
+
+
+class Unauthorized(MemhubError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(MemhubError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(MemhubError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class FileNotFound(NotFound):
+    code = "FILE_NOT_FOUND"
+
+
+class RevisionNotFound(NotFound):
+    code = "REVISION_NOT_FOUND"
+
+
+class WorkspaceNotFound(NotFound):
+    code = "WORKSPACE_NOT_FOUND"
+
+
+class LeaseNotFound(NotFound):
+    code = "LEASE_NOT_FOUND"
+
+
+class Conflict(MemhubError):
+    status = 409
+    code = "CONFLICT"
+
+
+class WorkspaceExists(Conflict):
+    code = "WORKSPACE_EXISTS"
+
+
+class LeaseHeld(Conflict):
+    code = "LEASE_HELD"
+
+
+class LeaseLost(Conflict):
+    code = "LEASE_LOST"
+
+
+class PreconditionFailed(MemhubError):
+    status = 412
+    code = "PRECONDITION_FAILED"
+
+
+class FencingTokenRejected(PreconditionFailed):
+    code = "FENCING_TOKEN_REJECTED"
+
+
+class PayloadTooLarge(MemhubError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class RateLimited(MemhubError):
+    status = 429
+    code = "RATE_LIMITED"
+
+
+class StorageUnavailable(MemhubError):
+    status = 503
+    code = "STORAGE_UNAVAILABLE"
+
+
+class BlobMissing(MemhubError):
+    status = 500
+    code = "BLOB_MISSING"

@@ -1,0 +1,42 @@
+"""Blob stores, chosen once from a URL by :func:`open_blob_store`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from memhub.errors import BadRequest
+from memhub.store.blobs.base import BlobInfo, BlobNotFound, BlobStore, chunk_key
+
+__all__ = ["BlobInfo", "BlobNotFound", "BlobStore", "chunk_key", "open_blob_store"]
+
+
+def open_blob_store(
+    url: str, *, s3_endpoint_url: str | None = None, s3_region: str = "us-east-1"
+) -> BlobStore:
+    """``file:///dir`` | ``s3://bucket/prefix`` | ``memory://``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        from memhub.store.blobs.local import LocalBlobStore
+
+        return LocalBlobStore(Path(unquote(parsed.path)), url=url)
+    if parsed.scheme == "s3":
+        from memhub.store.blobs.s3 import S3BlobStore
+
+        if not parsed.netloc:
+            raise BadRequest(f"blob URL {url!r} names no bucket", hint="use s3://bucket/prefix")
+        return S3BlobStore(
+            parsed.netloc,
+            parsed.path.lstrip("/"),
+            endpoint_url=s3_endpoint_url,
+            region=s3_region,
+            url=url,
+        )
+    if parsed.scheme == "memory":
+        from memhub.store.blobs.memory import MemoryBlobStore
+
+        return MemoryBlobStore(url)
+    raise BadRequest(
+        f"unsupported blob URL {url!r}",
+        hint="MEMHUB_BLOB_URL takes file:///dir, s3://bucket/prefix or memory://",
+    )

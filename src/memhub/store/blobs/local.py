@@ -1,0 +1,152 @@
+"""Blobs in a local directory (``file:///path``), written durably.
+
+Each put: unique temp name in the target directory → write → fsync →
+``os.replace`` → fsync the directory. A crash leaves either the old state or
+the new one, plus at worst a ``.tmp-*`` file that :meth:`list` ignores and
+``memhub gc`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from memhub.errors import StorageUnavailable
+from memhub.store.blobs.base import READ_PIECE, BlobInfo, BlobNotFound
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically and durably."""
+    tmp = target.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path, url: str | None = None) -> None:
+        self.root = root
+        self.url = url or root.as_uri()
+        self._known_dirs: set[Path] = set()
+        self._dir_lock = threading.Lock()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"cannot create the blob directory {root}: {exc.strerror}",
+                hint="check MEMHUB_BLOB_URL / --data-dir and the directory's permissions",
+            ) from exc
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._known_dirs:
+            return
+        with self._dir_lock:
+            if not directory.is_dir():
+                missing: list[Path] = []
+                probe = directory
+                while not probe.exists():
+                    missing.append(probe)
+                    probe = probe.parent
+                directory.mkdir(parents=True, exist_ok=True)
+                for created in reversed(missing):
+                    fsync_dir(created.parent)
+            self._known_dirs.add(directory)
+
+    def put(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        try:
+            self._ensure_dir(target.parent)
+            write_durably(target, data)
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"cannot write blob {key}: {exc.strerror}",
+                hint="check free disk space and permissions of the blob directory",
+            ) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read blob {key}: {exc.strerror}") from exc
+
+    def open(self, key: str) -> Iterator[bytes]:
+        try:
+            handle = self._path(key).open("rb")
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read blob {key}: {exc.strerror}") from exc
+        return _read_pieces(handle)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[BlobInfo]:
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(TMP_PREFIX):
+                    continue
+                full = Path(dirpath) / name
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    st = full.stat()
+                    yield BlobInfo(key, st.st_size, st.st_mtime)
+
+    def list_temp_files(self) -> list[Path]:
+        return [
+            Path(dirpath) / name
+            for dirpath, _d, names in os.walk(self.root)
+            for name in names
+            if name.startswith(TMP_PREFIX)
+        ]
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                self._path(key).unlink()
+
+    def ping(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageUnavailable(f"blob directory {self.root} is not writable")
+
+    def close(self) -> None:
+        return None
+
+
+def _read_pieces(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while piece := handle.read(READ_PIECE):
+            yield piece

@@ -1,0 +1,176 @@
+"""The metadata database: SQLite (WAL) or PostgreSQL, chosen by URL.
+
+This module is the only place that knows which database is behind the store:
+it opens the engine, runs migrations, hands out read and write transactions,
+and builds the two dialect-specific statements the store needs (insert-or-
+ignore and upsert).
+
+Write transactions on SQLite start with ``BEGIN IMMEDIATE`` (one writer at a
+time, taken before the first read so a read-check-write cannot race) and are
+queued on an in-process lock first, so threads wait in line instead of
+spinning in SQLite's busy handler. On PostgreSQL, writers of one workspace
+serialise on its row (``UPDATE workspaces … RETURNING``).
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.dml import Insert
+
+from memhub.errors import BadRequest, StorageUnavailable
+
+MIGRATION_LOCK_ID = zlib.crc32(b"memhub-migrations")
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Metadata:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_database_url(url)
+        try:
+            parsed = make_url(self.url)
+        except Exception as exc:
+            raise BadRequest(
+                f"cannot parse the database URL {url!r}",
+                hint="MEMHUB_DATABASE_URL takes sqlite:///path or postgresql://user@host/db",
+            ) from exc
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine(parsed.database, echo)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(
+                self.url, echo=echo, pool_size=10, max_overflow=30, pool_pre_ping=True
+            )
+        else:
+            raise BadRequest(
+                f"unsupported database {self.dialect!r}",
+                hint="MEMHUB_DATABASE_URL takes sqlite:///path or postgresql://user@host/db",
+            )
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+
+    @staticmethod
+    def _sqlite_engine(database: str | None, echo: bool) -> Engine:
+        memory = not database or database == ":memory:"
+        if not memory:
+            assert database is not None
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            f"sqlite:///{database}" if not memory else "sqlite://",
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=32,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("memhub_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    # -- transactions ---------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; commits on success, rolls back on any error."""
+        lock = self._write_lock if self._write_lock is not None else nullcontext()
+        with lock, self._translate():
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(memhub_write=True)
+                with conn.begin():
+                    yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot for all its statements."""
+        with self._translate(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise StorageUnavailable(
+                f"the metadata database is unavailable: {exc.orig}",
+                hint="check MEMHUB_DATABASE_URL and that the database server is running",
+            ) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StorageUnavailable(
+                    f"lost the connection to the metadata database: {exc.orig}"
+                ) from exc
+            raise
+
+    # -- dialect-specific statements -------------------------------------------
+
+    def insert_ignore(self, table: Table, values: Sequence[dict[str, Any]] | dict[str, Any]) -> Insert:
+        module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
+        return module.insert(table).values(values).on_conflict_do_nothing()
+
+    def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str]) -> Insert:
+        module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
+        stmt = module.insert(table).values(values)
+        update = {k: stmt.excluded[k] for k in values if k not in keys}
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
+
+    def lock_clause(self) -> bool:
+        """Whether ``SELECT … FOR UPDATE`` means anything here (not on SQLite)."""
+        return self.dialect == "postgresql"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to run from many nodes)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", "memhub.store:migrations")
+        with self._translate(), self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+                conn.commit()
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+            finally:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+                    conn.commit()
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,117 @@
+"""The metadata schema (SQLAlchemy Core). Migrations in ``migrations/`` build it.
+
+- ``workspaces``: ``head_rev`` is the workspace's rev sequence; bumping it
+  inside a write transaction is what serialises writers of one workspace.
+- ``revisions``: every version of every file; ``(workspace_id, rev)`` is the
+  change log, read in rev order.
+- ``files``: the head of each path (a copy of its latest revision's fields),
+  for conditional writes and the sync index without a scan of history.
+- ``contents`` / ``content_chunks``: a content (sha256 of the whole) as an
+  ordered list of chunks; ``chunks``: the chunks a workspace has uploaded.
+  Bytes live in the blob store under the chunk's sha256, stored once.
+- ``leases``: named locks; the row stays after release so ``token`` only grows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("head_rev", BigInteger, nullable=False, default=0),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("rev", BigInteger, primary_key=True, autoincrement=False),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("author", String(255)),
+    Column("session_id", String(255)),
+    Column("message", Text),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Index("ix_revisions_path", "workspace_id", "path", "rev"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("rev", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("author", String(255)),
+    Column("session_id", String(255)),
+    Column("message", Text),
+    Column("deleted", Boolean, nullable=False, default=False),
+)
+
+contents = Table(
+    "contents",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("md5", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("chunk_count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+content_chunks = Table(
+    "content_chunks",
+    metadata,
+    Column("workspace_id", Integer, primary_key=True),
+    Column("content_sha256", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("chunk_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index("ix_content_chunks_chunk", "workspace_id", "chunk_sha256"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(255)),
+    Column("token", BigInteger, nullable=False, default=0),
+    Column("acquired_at", Float),
+    Column("expires_at", Float),
+)
