@@ -1,0 +1,3 @@
+"""memhub: a self-hosted memory hub for AI agents."""
+
+__version__ = "0.1.0"

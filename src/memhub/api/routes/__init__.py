@@ -1,0 +1,1 @@
+"""Route modules: ``seed`` (compatibility contracts) and ``v1_*`` (the designed API)."""

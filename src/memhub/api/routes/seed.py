@@ -1,0 +1,156 @@
+"""The memory proxy's routes (seed 001), byte for byte.
+
+``GET /health``, ``GET|PUT|DELETE /blob/{path}``, ``GET /sync`` on the
+caller's workspace. ``Content-MD5: new`` means "must not exist" (a tombstone
+counts as absent), ``Content-MD5: <md5>`` means "must currently be this",
+no header writes unconditionally. Errors are ``{"detail", "error_code", "context"}``;
+a 412 carries ``current_md5`` and ``provided_md5`` as the proxy's did.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from memhub.api.context import RequestContext, authorize, get_context, get_store
+from memhub.api.transfer import close_body, content_response, receive_body, seed_headers
+from memhub.errors import MemhubError, PreconditionFailed
+from memhub.store import Precondition, Store
+
+router = APIRouter()
+Ctx = Annotated[RequestContext, Depends(get_context)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def iso_millis(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _seed_precondition(exc: PreconditionFailed, provided: str) -> PreconditionFailed:
+    context = exc.context or {}
+    current = context.get("current_md5") or "none"
+    return PreconditionFailed(
+        exc.detail, context={"current_md5": current, "provided_md5": provided}
+    )
+
+
+@router.get("/health", tags=["health"])
+async def health(store: StoreDep) -> JSONResponse:
+    """Service health: 200 when the database and the blob store answer, else 503."""
+    try:
+        await run_in_threadpool(store.ping)
+    except Exception as exc:
+        detail = exc.detail if isinstance(exc, MemhubError) else str(exc)
+        return JSONResponse(
+            {
+                "status": "error",
+                "storage": "disconnected",
+                "detail": detail,
+                "error_code": "STORAGE_UNAVAILABLE",
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "storage": "connected"})
+
+
+@router.get("/blob/{path:path}", tags=["blob"])
+async def read_blob(path: str, ctx: Ctx, store: StoreDep, request: Request) -> Response:
+    """Read a file: 200 with ETag (md5), Last-Modified and Content-Type; 404 when absent or deleted."""
+    authorize(ctx.principal, ctx.workspace, "read")
+    revision, refs = await run_in_threadpool(store.read_plan, ctx.workspace, path)
+    request.app.state.metrics.bytes_out.inc(revision.size)
+    return await content_response(store, revision, refs, seed_headers(revision))
+
+
+@router.put("/blob/{path:path}", tags=["blob"])
+async def write_blob(
+    path: str,
+    ctx: Ctx,
+    store: StoreDep,
+    request: Request,
+    content_md5: Annotated[str | None, Header(alias="Content-MD5")] = None,
+    content_type: Annotated[str | None, Header(alias="Content-Type")] = None,
+) -> Response:
+    """Write a file. ``Content-MD5: new`` creates only; ``Content-MD5: <md5>`` updates only
+    that version; none writes unconditionally. 201 created, 200 updated, 412 mismatch."""
+    authorize(ctx.principal, ctx.workspace, "write")
+    if content_md5 is None:
+        precondition = Precondition()
+    elif content_md5.strip().lower() == "new":
+        precondition = Precondition(exists=False)
+    else:
+        precondition = Precondition(md5=content_md5.strip().strip('"').lower())
+    body = await receive_body(request)
+    try:
+        result = await run_in_threadpool(
+            lambda: store.put(
+                ctx.workspace,
+                path,
+                body,
+                precondition=precondition,
+                content_type=content_type or "application/octet-stream",
+                author=ctx.principal.name,
+                max_bytes=request.app.state.settings.max_body_bytes,
+            )
+        )
+    except PreconditionFailed as exc:
+        raise _seed_precondition(exc, content_md5 or "") from exc
+    finally:
+        close_body(body)
+    metrics = request.app.state.metrics
+    metrics.revisions.labels("put").inc()
+    metrics.bytes_in.inc(result.revision.size)
+    return Response(
+        status_code=201 if result.created else 200,
+        headers={"etag": f'"{result.revision.md5}"', "x-memhub-rev": str(result.revision.rev)},
+    )
+
+
+@router.delete("/blob/{path:path}", tags=["blob"], status_code=204)
+def delete_blob(
+    path: str,
+    ctx: Ctx,
+    store: StoreDep,
+    request: Request,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> Response:
+    """Delete a file (a tombstone). ``If-Match: <md5>`` makes it conditional.
+    204 deleted, 404 absent, 412 mismatch."""
+    authorize(ctx.principal, ctx.workspace, "write")
+    expected = if_match.strip().strip('"').lower() if if_match else None
+    try:
+        revision = store.delete(
+            ctx.workspace,
+            path,
+            precondition=Precondition(md5=expected) if expected else Precondition(),
+            author=ctx.principal.name,
+        )
+    except PreconditionFailed as exc:
+        raise _seed_precondition(exc, expected or "") from exc
+    request.app.state.metrics.revisions.labels("delete").inc()
+    return Response(status_code=204, headers={"x-memhub-rev": str(revision.rev)})
+
+
+@router.get("/sync", tags=["sync"])
+def sync_index(ctx: Ctx, store: StoreDep) -> dict[str, Any]:
+    """Every file with its md5, last_modified, size and is_deleted (tombstones included)."""
+    authorize(ctx.principal, ctx.workspace, "read")
+    heads = store.sync_index(ctx.workspace)
+    latest = max((h.created_at for h in heads), default=None)
+    return {
+        "files": {
+            h.path: {
+                "md5": h.md5,
+                "last_modified": iso_millis(h.created_at),
+                "size": h.size,
+                "is_deleted": h.deleted,
+            }
+            for h in heads
+        },
+        "index_last_modified": iso_millis(latest if latest is not None else datetime.now(UTC).timestamp()),
+    }

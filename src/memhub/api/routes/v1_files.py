@@ -1,0 +1,246 @@
+"""/v1 workspaces and files: read, write, delete, history, revisions, restore."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from memhub.api.routes.common import (
+    PrincipalDep,
+    StoreDep,
+    access,
+    fence_from,
+    header_text,
+    parse_etag,
+    precondition_from_headers,
+)
+from memhub.api.transfer import close_body, content_response, receive_body, v1_headers
+from memhub.errors import Forbidden
+from memhub.store import Revision, WriteResult
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+class WorkspaceCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class RestoreRequest(BaseModel):
+    rev: int = Field(ge=1)
+    message: str | None = Field(default=None, max_length=4096)
+
+
+def revision_json(revision: Revision, *, created: bool | None = None) -> dict[str, Any]:
+    body = revision.to_dict()
+    if created is not None:
+        body["created"] = created
+    return body
+
+
+def write_response(result: WriteResult) -> JSONResponse:
+    revision = result.revision
+    return JSONResponse(
+        revision_json(revision, created=result.created),
+        status_code=201 if result.created else 200,
+        headers={"etag": f'"{revision.sha256}"', "x-memhub-rev": str(revision.rev)},
+    )
+
+
+@router.get("/workspaces")
+def list_workspaces(store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The workspaces this caller can reach."""
+    items = store.list_workspaces()
+    if principal.workspace is not None:
+        items = [w for w in items if w["name"] == principal.workspace]
+    return {"workspaces": items}
+
+
+@router.post("/workspaces", status_code=201)
+def create_workspace(body: WorkspaceCreate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Create a workspace (admin)."""
+    if principal.workspace is not None or not principal.can("admin"):
+        raise Forbidden("creating a workspace needs an admin key")
+    return store.create_workspace(body.name)
+
+
+@router.get("/workspaces/{workspace}")
+def get_workspace(workspace: str, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    workspace = access(principal, workspace, "read")
+    return store.get_workspace(workspace)
+
+
+@router.get("/workspaces/{workspace}/files")
+def list_files(
+    workspace: str,
+    store: StoreDep,
+    principal: PrincipalDep,
+    prefix: str = "",
+    include_deleted: bool = False,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> dict[str, Any]:
+    """Heads of the files under ``prefix``, in path order; page with ``after``."""
+    workspace = access(principal, workspace, "read")
+    heads = store.list_files(
+        workspace, prefix=prefix, include_deleted=include_deleted, after=after, limit=limit
+    )
+    return {
+        "files": [revision_json(h) for h in heads],
+        "next_after": heads[-1].path if len(heads) == limit else None,
+    }
+
+
+@router.api_route("/workspaces/{workspace}/files/{path:path}", methods=["GET", "HEAD"])
+async def read_file(
+    workspace: str,
+    path: str,
+    store: StoreDep,
+    principal: PrincipalDep,
+    request: Request,
+    rev: Annotated[int | None, Query(ge=1)] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> Response:
+    """A file's content (the head, or ``?rev=N``). ETag is the quoted sha256."""
+    workspace = access(principal, workspace, "read")
+    revision, refs = await run_in_threadpool(store.read_plan, workspace, path, rev)
+    headers = v1_headers(revision)
+    if if_none_match is not None and (
+        if_none_match.strip() == "*"
+        or revision.sha256 in {parse_etag(t) for t in if_none_match.split(",")}
+    ):
+        return Response(status_code=304, headers=headers)
+    request.app.state.metrics.bytes_out.inc(revision.size)
+    return await content_response(store, revision, refs, headers, head=request.method == "HEAD")
+
+
+@router.put("/workspaces/{workspace}/files/{path:path}")
+async def write_file(
+    workspace: str,
+    path: str,
+    store: StoreDep,
+    principal: PrincipalDep,
+    request: Request,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    content_type: Annotated[str | None, Header(alias="Content-Type")] = None,
+    x_memhub_message: Annotated[str | None, Header()] = None,
+    x_memhub_session_id: Annotated[str | None, Header()] = None,
+    x_memhub_lease: Annotated[str | None, Header()] = None,
+    x_memhub_lease_token: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Write a new revision. ``If-Match: "<sha256>"`` updates only that content,
+    ``If-None-Match: *`` creates only; 201 created, 200 updated, 412 mismatch."""
+    workspace = access(principal, workspace, "write")
+    precondition = precondition_from_headers(if_match, if_none_match)
+    fence = fence_from(x_memhub_lease, x_memhub_lease_token)
+    message = header_text(x_memhub_message)
+    session_id = header_text(x_memhub_session_id)
+    body = await receive_body(request)
+    try:
+        result = await run_in_threadpool(
+            lambda: store.put(
+                workspace, path, body,
+                precondition=precondition, content_type=content_type, author=principal.name,
+                session_id=session_id, message=message, fence=fence,
+                max_bytes=request.app.state.settings.max_body_bytes,
+            )  # fmt: skip
+        )
+    finally:
+        close_body(body)
+    metrics = request.app.state.metrics
+    metrics.revisions.labels("put").inc()
+    metrics.bytes_in.inc(result.revision.size)
+    return write_response(result)
+
+
+@router.delete("/workspaces/{workspace}/files/{path:path}")
+def delete_file(
+    workspace: str,
+    path: str,
+    store: StoreDep,
+    principal: PrincipalDep,
+    request: Request,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    x_memhub_message: Annotated[str | None, Header()] = None,
+    x_memhub_session_id: Annotated[str | None, Header()] = None,
+    x_memhub_lease: Annotated[str | None, Header()] = None,
+    x_memhub_lease_token: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Delete (a tombstone revision). 200 with the tombstone, 404 absent, 412 mismatch."""
+    workspace = access(principal, workspace, "write")
+    revision = store.delete(
+        workspace,
+        path,
+        precondition=precondition_from_headers(if_match, None),
+        author=principal.name,
+        session_id=header_text(x_memhub_session_id),
+        message=header_text(x_memhub_message),
+        fence=fence_from(x_memhub_lease, x_memhub_lease_token),
+    )
+    request.app.state.metrics.revisions.labels("delete").inc()
+    return JSONResponse(revision_json(revision), headers={"x-memhub-rev": str(revision.rev)})
+
+
+@router.get("/workspaces/{workspace}/history/{path:path}")
+def history(
+    workspace: str,
+    path: str,
+    store: StoreDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """Revisions of a path, newest first; page with ``before=<rev>``."""
+    workspace = access(principal, workspace, "read")
+    items = store.history(workspace, path, limit=limit, before=before)
+    return {
+        "path": path,
+        "revisions": [revision_json(r) for r in items],
+        "next_before": items[-1].rev if len(items) == limit else None,
+    }
+
+
+@router.get("/workspaces/{workspace}/revisions/{rev}")
+def get_revision(
+    workspace: str, rev: int, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    workspace = access(principal, workspace, "read")
+    return revision_json(store.revision(workspace, rev))
+
+
+@router.get("/workspaces/{workspace}/revisions/{rev}/content")
+async def get_revision_content(
+    workspace: str, rev: int, store: StoreDep, principal: PrincipalDep
+) -> Response:
+    """The bytes of any revision (404 for a tombstone)."""
+    workspace = access(principal, workspace, "read")
+    revision = await run_in_threadpool(store.revision, workspace, rev)
+    found, refs = await run_in_threadpool(store.read_plan, workspace, revision.path, rev)
+    return await content_response(store, found, refs, v1_headers(found))
+
+
+@router.post("/workspaces/{workspace}/restore/{path:path}")
+def restore(
+    workspace: str,
+    path: str,
+    body: RestoreRequest,
+    store: StoreDep,
+    principal: PrincipalDep,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> JSONResponse:
+    """A new revision of ``path`` with the content of ``rev``."""
+    workspace = access(principal, workspace, "write")
+    result = store.restore(
+        workspace,
+        path,
+        body.rev,
+        precondition=precondition_from_headers(if_match, if_none_match),
+        author=principal.name,
+        message=body.message,
+    )
+    return write_response(result)

@@ -1,0 +1,137 @@
+"""/v1 change feed, chunk upload and manifest commits: what the sync client uses."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from memhub.api.routes.common import (
+    PrincipalDep,
+    StoreDep,
+    access,
+    fence_from,
+    precondition_from_headers,
+)
+from memhub.api.routes.v1_files import revision_json, write_response
+from memhub.api.transfer import receive_body
+from memhub.store import ChunkRef
+from memhub.store.service import MAX_MANIFEST_CHUNKS
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+MAX_WAIT = 60.0
+RECHECK = 1.0  # how often a long-poll re-reads the database (writes via other nodes)
+
+
+class MissingRequest(BaseModel):
+    chunks: list[str] = Field(max_length=MAX_MANIFEST_CHUNKS)
+
+
+class ChunkModel(BaseModel):
+    sha256: str = Field(min_length=64, max_length=64)
+    size: int = Field(ge=0)
+
+
+class LeaseFence(BaseModel):
+    name: str
+    token: int
+
+
+class CommitRequest(BaseModel):
+    path: str
+    sha256: str = Field(min_length=64, max_length=64)
+    chunks: list[ChunkModel] = Field(max_length=MAX_MANIFEST_CHUNKS)
+    content_type: str | None = Field(default=None, max_length=255)
+    message: str | None = Field(default=None, max_length=4096)
+    session_id: str | None = Field(default=None, max_length=255)
+    if_match: str | None = None
+    if_none_match: str | None = None
+    lease: LeaseFence | None = None
+
+
+@router.get("/workspaces/{workspace}/changes")
+async def changes(
+    workspace: str,
+    store: StoreDep,
+    principal: PrincipalDep,
+    request: Request,
+    since: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
+) -> dict[str, Any]:
+    """Revisions after ``since`` in rev order. ``wait=S`` long-polls up to S seconds
+    for the first change; continue from ``next_since``."""
+    workspace = access(principal, workspace, "read")
+    deadline = time.monotonic() + wait
+    notifier = request.app.state.notifier
+    while True:
+        page = await run_in_threadpool(store.changes, workspace, since, limit=limit)
+        remaining = deadline - time.monotonic()
+        if page.changes or remaining <= 0 or await request.is_disconnected():
+            break
+        await notifier.wait(min(RECHECK, remaining))
+    return {
+        "changes": [revision_json(r) for r in page.changes],
+        "next_since": page.next_since,
+        "head_rev": page.head_rev,
+        "has_more": page.has_more,
+    }
+
+
+@router.post("/workspaces/{workspace}/chunks/missing")
+def missing_chunks(
+    workspace: str, body: MissingRequest, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Which of these chunk hashes the workspace lacks (upload only those)."""
+    workspace = access(principal, workspace, "write")
+    return {"missing": store.missing_chunks(workspace, body.chunks)}
+
+
+@router.put("/workspaces/{workspace}/chunks/{sha256}")
+async def put_chunk(
+    workspace: str, sha256: str, store: StoreDep, principal: PrincipalDep, request: Request
+) -> JSONResponse:
+    """Upload one chunk; its bytes must hash to ``sha256``. 201 new, 200 already held."""
+    workspace = access(principal, workspace, "write")
+    body = await receive_body(request)
+    data = body if isinstance(body, bytes) else await run_in_threadpool(_read_all, body)
+    created = await run_in_threadpool(store.put_chunk, workspace, sha256, data)
+    request.app.state.metrics.bytes_in.inc(len(data))
+    return JSONResponse(
+        {"sha256": sha256.lower(), "size": len(data), "created": created},
+        status_code=201 if created else 200,
+    )
+
+
+def _read_all(spool: Any) -> bytes:
+    try:
+        return bytes(spool.read())
+    finally:
+        spool.close()
+
+
+@router.post("/workspaces/{workspace}/commits")
+def commit(
+    workspace: str, body: CommitRequest, store: StoreDep, principal: PrincipalDep, request: Request
+) -> JSONResponse:
+    """Commit a revision from a manifest of uploaded chunks (checked against ``sha256``)."""
+    workspace = access(principal, workspace, "write")
+    result = store.commit_manifest(
+        workspace,
+        body.path,
+        [ChunkRef(c.sha256.lower(), c.size) for c in body.chunks],
+        body.sha256,
+        precondition=precondition_from_headers(body.if_match, body.if_none_match),
+        content_type=body.content_type,
+        author=principal.name,
+        session_id=body.session_id,
+        message=body.message,
+        fence=fence_from(body.lease.name, body.lease.token) if body.lease else None,
+    )
+    request.app.state.metrics.revisions.labels("commit").inc()
+    return write_response(result)

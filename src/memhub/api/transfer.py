@@ -1,0 +1,81 @@
+"""Moving file bytes over HTTP in bounded memory, and the headers that describe them."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from email.utils import formatdate
+from typing import IO
+
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from memhub.store import ChunkRef, Revision, Store
+
+SMALL_BODY = 1024 * 1024  # read into memory up to this size; spool or stream beyond it
+
+
+async def receive_body(request: Request) -> bytes | IO[bytes]:
+    """The request body: bytes when small, else a spooled temp file (memory stays bounded)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+        return await request.body()
+    spool = tempfile.SpooledTemporaryFile(max_size=SMALL_BODY)  # noqa: SIM115 - returned open
+    try:
+        async for piece in request.stream():
+            if piece:
+                await run_in_threadpool(spool.write, piece)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+def close_body(body: bytes | IO[bytes]) -> None:
+    if not isinstance(body, bytes):
+        body.close()
+
+
+def http_date(timestamp: float) -> str:
+    return formatdate(timestamp, usegmt=True)
+
+
+def seed_headers(revision: Revision) -> dict[str, str]:
+    """The memory proxy's read headers, plus memhub's own."""
+    return {
+        "etag": f'"{revision.md5}"',
+        "last-modified": http_date(revision.created_at),
+        "content-type": revision.content_type,
+        "x-memhub-rev": str(revision.rev),
+        "x-memhub-sha256": revision.sha256,
+    }
+
+
+def v1_headers(revision: Revision) -> dict[str, str]:
+    return {
+        "etag": f'"{revision.sha256}"',
+        "last-modified": http_date(revision.created_at),
+        "content-type": revision.content_type,
+        "x-memhub-rev": str(revision.rev),
+        "x-memhub-md5": revision.md5,
+        "x-memhub-path": revision.path.encode("utf-8").decode("latin-1"),
+    }
+
+
+async def content_response(
+    store: Store, revision: Revision, refs: list[ChunkRef], headers: dict[str, str], *, head: bool = False
+) -> Response:
+    if head:
+        return Response(status_code=200, headers={**headers, "content-length": str(revision.size)})
+    if revision.size <= SMALL_BODY:
+        data = await run_in_threadpool(store.read_content, refs)
+        return Response(content=data, status_code=200, headers=headers)
+
+    def stream() -> Iterator[bytes]:
+        yield from store.iter_content(refs)
+
+    return StreamingResponse(
+        stream(), status_code=200, headers={**headers, "content-length": str(revision.size)}
+    )

@@ -1,0 +1,50 @@
+"""What every command shares: settings from flags and environment, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from memhub.config import Settings
+from memhub.errors import MemhubError
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Where the embedded default keeps its database and blobs "
+        "(default: MEMHUB_DATA_DIR or the user data dir).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+console = Console(stderr=True)
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir.expanduser().resolve()
+    try:
+        return Settings(**values)
+    except Exception as exc:  # pydantic's ValidationError: a bad MEMHUB_* value
+        fail(f"invalid settings: {exc}")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def report_error(exc: MemhubError) -> typer.Exit:
+    return fail(str(exc))

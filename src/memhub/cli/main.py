@@ -1,0 +1,28 @@
+"""The ``memhub`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from memhub import __version__
+from memhub.cli import maintenance, serve
+
+app = typer.Typer(
+    name="memhub",
+    help="memhub: a self-hosted memory hub for AI agents.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("serve")(serve.serve)
+app.command("fsck")(maintenance.fsck)
+app.command("gc")(maintenance.gc)
+
+
+@app.command("version")
+def version() -> None:
+    """Print memhub's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
