@@ -54,9 +54,7 @@ def get_context(request: Request) -> RequestContext:
 
 def authorize(principal: Principal, workspace: str, scope: str) -> None:
     if principal.workspace is not None and principal.workspace != workspace:
-        raise Forbidden(
-            "this key cannot reach that workspace", context={"workspace": workspace}
-        )
+        raise Forbidden("this key cannot reach that workspace", context={"workspace": workspace})
     if not principal.can(scope):
         raise Forbidden(f"this key lacks the {scope!r} scope", context={"scope": scope})
 

@@ -45,7 +45,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTPStatus(exc.status_code).name if exc.status_code in HTTPStatus._value2member_map_ else "HTTP_ERROR"
+        code = (
+            HTTPStatus(exc.status_code).name
+            if exc.status_code in HTTPStatus._value2member_map_
+            else "HTTP_ERROR"
+        )
         return JSONResponse(
             {"detail": str(exc.detail), "error_code": code, "context": None},
             status_code=exc.status_code,

@@ -65,7 +65,12 @@ def v1_headers(revision: Revision) -> dict[str, str]:
 
 
 async def content_response(
-    store: Store, revision: Revision, refs: list[ChunkRef], headers: dict[str, str], *, head: bool = False
+    store: Store,
+    revision: Revision,
+    refs: list[ChunkRef],
+    headers: dict[str, str],
+    *,
+    head: bool = False,
 ) -> Response:
     if head:
         return Response(status_code=200, headers={**headers, "content-length": str(revision.size)})

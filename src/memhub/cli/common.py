@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from memhub.config import Settings
-from memhub.errors import MemhubError
 
 DataDirOption = Annotated[
     Path | None,
@@ -41,10 +40,6 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: int = 2) -> NoReturn:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
-
-
-def report_error(exc: MemhubError) -> typer.Exit:
-    return fail(str(exc))

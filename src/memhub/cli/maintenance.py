@@ -40,11 +40,18 @@ def fsck(
     store = _open(data_dir)
     try:
         with Progress(
-            TextColumn("checking revisions"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True, disable=json_output,
-        ) as progress:  # fmt: skip
+            TextColumn("checking revisions"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=json_output,
+        ) as progress:
             task = progress.add_task("fsck", total=None)
-            report = run_fsck(store, verify_hashes=verify, progress=lambda n: progress.advance(task, n))
+            report = run_fsck(
+                store, verify_hashes=verify, progress=lambda n: progress.advance(task, n)
+            )
     except MemhubError as exc:
         fail(str(exc))
     finally:
@@ -62,11 +69,14 @@ def fsck(
         for broken in report.broken_revisions:
             console.print(
                 f"[red]damaged content[/red] {broken['sha256']} in {broken['workspace']} "
-                f"(first rev {broken['first_rev']}, {broken['revisions']} revisions): {broken['problem']}"
+                f"(first rev {broken['first_rev']}, {broken['revisions']} revisions): "
+                f"{broken['problem']}"
             )
         for key in report.orphan_blobs:
             console.print(f"[yellow]orphan blob[/yellow] {key} (memhub gc removes it)")
-        console.print("[green]store is clean[/green]" if report.ok else "[red]store is damaged[/red]")
+        console.print(
+            "[green]store is clean[/green]" if report.ok else "[red]store is damaged[/red]"
+        )
     raise typer.Exit(0 if report.ok else 1)
 
 

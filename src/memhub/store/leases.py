@@ -161,7 +161,11 @@ class LeaseManager:
         if lease.token != fence.token or not lease.active(now):
             raise FencingTokenRejected(
                 f"lease {fence.lease!r} is no longer held with token {fence.token}",
-                context={"lease": fence.lease, "provided_token": fence.token, "current_token": lease.token},
+                context={
+                    "lease": fence.lease,
+                    "provided_token": fence.token,
+                    "current_token": lease.token,
+                },
                 hint="another writer took the lease over; pull, then acquire it again",
             )
 

@@ -30,7 +30,9 @@ from memhub.store.service import Store
 Progress = Callable[[int], None]
 
 
-def fsck(store: Store, *, verify_hashes: bool = True, progress: Progress | None = None) -> FsckReport:
+def fsck(
+    store: Store, *, verify_hashes: bool = True, progress: Progress | None = None
+) -> FsckReport:
     report = FsckReport()
     with store.meta.read() as conn:
         names = dict(conn.execute(select(workspaces.c.id, workspaces.c.name)).all())
@@ -61,13 +63,19 @@ def fsck(store: Store, *, verify_hashes: bool = True, progress: Progress | None 
     checked: set[str] = set()
     for ws_id, sha, first_rev, count in used:
         report.revisions_checked += count
-        problem = _content_problem(store, (ws_id, sha), recorded, chunk_lists, checked, bad_chunks,
-                                   report, verify_hashes)  # fmt: skip
+        problem = _content_problem(
+            store, (ws_id, sha), recorded, chunk_lists, checked, bad_chunks, report, verify_hashes
+        )
         if problem:
             report.broken_revisions.append(
-                {"workspace": names.get(ws_id), "sha256": sha, "first_rev": first_rev,
-                 "revisions": count, "problem": problem}
-            )  # fmt: skip
+                {
+                    "workspace": names.get(ws_id),
+                    "sha256": sha,
+                    "first_rev": first_rev,
+                    "revisions": count,
+                    "problem": problem,
+                }
+            )
         if progress:
             progress(count)
     for info in store.blobs.list("chunks/"):
@@ -167,7 +175,9 @@ def gc(
                     )
                 )
                 conn.execute(
-                    delete(contents).where(contents.c.workspace_id == ws_id, contents.c.sha256 == sha)
+                    delete(contents).where(
+                        contents.c.workspace_id == ws_id, contents.c.sha256 == sha
+                    )
                 )
         unused_chunks = and_(
             chunks.c.created_at < now - grace_seconds,
@@ -199,7 +209,9 @@ def _purge_revisions(store: Store, retention: Retention, now: float, dry_run: bo
     purged = 0
     with store.meta.write() as conn:
         rows = conn.execute(
-            select(revisions.c.workspace_id, revisions.c.path, revisions.c.rev, revisions.c.created_at)
+            select(
+                revisions.c.workspace_id, revisions.c.path, revisions.c.rev, revisions.c.created_at
+            )
             .where(
                 ~exists().where(
                     files.c.workspace_id == revisions.c.workspace_id,
@@ -212,7 +224,9 @@ def _purge_revisions(store: Store, retention: Retention, now: float, dry_run: bo
         doomed: list[tuple[int, int]] = []
         for ws_id, path, rev, created_at in rows:
             rank = seen[(ws_id, path)] = seen.get((ws_id, path), 1) + 1  # the head is rank 1
-            young = retention.keep_days is not None and created_at >= now - retention.keep_days * 86400
+            young = (
+                retention.keep_days is not None and created_at >= now - retention.keep_days * 86400
+            )
             recent = retention.keep_revisions is not None and rank <= retention.keep_revisions
             if not (young or recent):
                 doomed.append((ws_id, rev))
@@ -220,7 +234,9 @@ def _purge_revisions(store: Store, retention: Retention, now: float, dry_run: bo
         if not dry_run:
             for ws_id, rev in doomed:
                 conn.execute(
-                    delete(revisions).where(revisions.c.workspace_id == ws_id, revisions.c.rev == rev)
+                    delete(revisions).where(
+                        revisions.c.workspace_id == ws_id, revisions.c.rev == rev
+                    )
                 )
     return purged
 

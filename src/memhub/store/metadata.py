@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -102,11 +102,10 @@ class Metadata:
     def write(self) -> Iterator[Connection]:
         """A write transaction; commits on success, rolls back on any error."""
         lock = self._write_lock if self._write_lock is not None else nullcontext()
-        with lock, self._translate():
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(memhub_write=True)
-                with conn.begin():
-                    yield conn
+        with lock, self._translate(), self.engine.connect() as conn:
+            conn = conn.execution_options(memhub_write=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -132,15 +131,17 @@ class Metadata:
 
     # -- dialect-specific statements -------------------------------------------
 
-    def insert_ignore(self, table: Table, values: Sequence[dict[str, Any]] | dict[str, Any]) -> Insert:
+    def insert_ignore(
+        self, table: Table, values: Sequence[dict[str, Any]] | dict[str, Any]
+    ) -> Insert:
         module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
-        return module.insert(table).values(values).on_conflict_do_nothing()
+        return cast(Insert, module.insert(table).values(values).on_conflict_do_nothing())
 
     def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str]) -> Insert:
         module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
         stmt = module.insert(table).values(values)
         update = {k: stmt.excluded[k] for k in values if k not in keys}
-        return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
+        return cast(Insert, stmt.on_conflict_do_update(index_elements=list(keys), set_=update))
 
     def lock_clause(self) -> bool:
         """Whether ``SELECT … FOR UPDATE`` means anything here (not on SQLite)."""

@@ -68,5 +68,7 @@ def validate_name(raw: str, what: str = "name") -> str:
         raise InvalidPath(f"{what} cannot be '.' or '..'")
     for ch in name:
         if not (ch.isalnum() or ch in "-_.:@"):
-            raise InvalidPath(f"{what} may hold letters, digits and '-_.:@' only", context={what: name})
+            raise InvalidPath(
+                f"{what} may hold letters, digits and '-_.:@' only", context={what: name}
+            )
     return name

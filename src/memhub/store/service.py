@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 
@@ -116,7 +116,9 @@ class Store:
         with self.meta.read() as conn:
             ws_id = conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar()
         if ws_id is None:
-            raise WorkspaceNotFound(f"workspace {name!r} does not exist", context={"workspace": name})
+            raise WorkspaceNotFound(
+                f"workspace {name!r} does not exist", context={"workspace": name}
+            )
         self._ws_ids[name] = ws_id
         return int(ws_id)
 
@@ -153,15 +155,15 @@ class Store:
     def list_workspaces(self) -> list[dict[str, Any]]:
         with self.meta.read() as conn:
             rows = conn.execute(select(workspaces).order_by(workspaces.c.name)).all()
-        return [
-            {"name": r.name, "created_at": r.created_at, "head_rev": r.head_rev} for r in rows
-        ]
+        return [{"name": r.name, "created_at": r.created_at, "head_rev": r.head_rev} for r in rows]
 
     def head_rev(self, workspace: str) -> int:
         ws_id = self.workspace_id(workspace)
         with self.meta.read() as conn:
             return int(
-                conn.execute(select(workspaces.c.head_rev).where(workspaces.c.id == ws_id)).scalar_one()
+                conn.execute(
+                    select(workspaces.c.head_rev).where(workspaces.c.id == ws_id)
+                ).scalar_one()
             )
 
     # -- change listeners (wake long-polls in this process) ---------------------
@@ -180,7 +182,7 @@ class Store:
         self,
         workspace: str,
         path: str,
-        data: bytes | BinaryIO,
+        data: bytes | IO[bytes],
         *,
         precondition: Precondition = Precondition(),
         content_type: str | None = None,
@@ -195,12 +197,20 @@ class Store:
         ws_id = self.workspace_id(workspace)
         content = self._write_chunks(data, max_bytes)
         return self._commit(
-            workspace, ws_id, path, content,
-            precondition=precondition, content_type=content_type, author=author,
-            session_id=session_id, message=message, fence=fence, new_chunks=True,
-        )  # fmt: skip
+            workspace,
+            ws_id,
+            path,
+            content,
+            precondition=precondition,
+            content_type=content_type,
+            author=author,
+            session_id=session_id,
+            message=message,
+            fence=fence,
+            new_chunks=True,
+        )
 
-    def _write_chunks(self, data: bytes | BinaryIO, max_bytes: int | None) -> _Content:
+    def _write_chunks(self, data: bytes | IO[bytes], max_bytes: int | None) -> _Content:
         whole_sha = hashlib.sha256()
         whole_md5 = hashlib.md5()
         refs: list[ChunkRef] = []
@@ -234,10 +244,18 @@ class Store:
         path = normalize_path(path)
         ws_id = self.workspace_id(workspace)
         result = self._commit(
-            workspace, ws_id, path, None,
-            precondition=precondition, content_type=None, author=author,
-            session_id=session_id, message=message, fence=fence, new_chunks=False,
-        )  # fmt: skip
+            workspace,
+            ws_id,
+            path,
+            None,
+            precondition=precondition,
+            content_type=None,
+            author=author,
+            session_id=session_id,
+            message=message,
+            fence=fence,
+            new_chunks=False,
+        )
         return result.revision
 
     def restore(
@@ -260,11 +278,19 @@ class Store:
         ws_id = self.workspace_id(workspace)
         content = _Content(old.sha256, old.md5, old.size, [])
         return self._commit(
-            workspace, ws_id, path, content,
-            precondition=precondition, content_type=old.content_type, author=author,
-            session_id=None, message=message or f"restore of rev {rev}", fence=None,
-            new_chunks=False, reuse=True,
-        )  # fmt: skip
+            workspace,
+            ws_id,
+            path,
+            content,
+            precondition=precondition,
+            content_type=old.content_type,
+            author=author,
+            session_id=None,
+            message=message or f"restore of rev {rev}",
+            fence=None,
+            new_chunks=False,
+            reuse=True,
+        )
 
     def commit_manifest(
         self,
@@ -315,10 +341,18 @@ class Store:
         refs = [ChunkRef(r.sha256, r.size) for r in chunk_refs]
         content = _Content(sha256, whole_md5.hexdigest(), size, refs)
         return self._commit(
-            workspace, ws_id, path, content,
-            precondition=precondition, content_type=content_type, author=author,
-            session_id=session_id, message=message, fence=fence, new_chunks=False,
-        )  # fmt: skip
+            workspace,
+            ws_id,
+            path,
+            content,
+            precondition=precondition,
+            content_type=content_type,
+            author=author,
+            session_id=session_id,
+            message=message,
+            fence=fence,
+            new_chunks=False,
+        )
 
     def _commit(
         self,
@@ -352,18 +386,32 @@ class Store:
                 if current is None or current.deleted:
                     raise FileNotFound(f"File not found: {path}", context={"path": path})
                 revision = replace(
-                    current, rev=rev, size=0, created_at=now, author=author,
-                    session_id=session_id, message=message, deleted=True,
-                )  # fmt: skip
+                    current,
+                    rev=rev,
+                    size=0,
+                    created_at=now,
+                    author=author,
+                    session_id=session_id,
+                    message=message,
+                    deleted=True,
+                )
             else:
                 if not reuse:
                     self._record_content(conn, ws_id, content, now, new_chunks)
                 revision = Revision(
-                    workspace=workspace, rev=rev, path=path, sha256=content.sha256,
-                    md5=content.md5, size=content.size,
-                    content_type=content_type or DEFAULT_CONTENT_TYPE, created_at=now,
-                    author=author, session_id=session_id, message=message, deleted=False,
-                )  # fmt: skip
+                    workspace=workspace,
+                    rev=rev,
+                    path=path,
+                    sha256=content.sha256,
+                    md5=content.md5,
+                    size=content.size,
+                    content_type=content_type or DEFAULT_CONTENT_TYPE,
+                    created_at=now,
+                    author=author,
+                    session_id=session_id,
+                    message=message,
+                    deleted=False,
+                )
             values = revision.to_dict()
             del values["workspace"]
             values["workspace_id"] = ws_id
@@ -423,7 +471,9 @@ class Store:
 
     # -- chunks --------------------------------------------------------------------
 
-    def missing_chunks(self, workspace: str, shas: Iterable[str], *, touch: bool = True) -> list[str]:
+    def missing_chunks(
+        self, workspace: str, shas: Iterable[str], *, touch: bool = True
+    ) -> list[str]:
         """The hashes in ``shas`` this workspace has not uploaded, in the order given.
 
         Present chunks are touched, so ``memhub gc`` leaves them alone for its
@@ -479,7 +529,12 @@ class Store:
             inserted = conn.execute(
                 self.meta.insert_ignore(
                     chunks,
-                    {"workspace_id": ws_id, "sha256": sha256, "size": len(data), "created_at": self.clock()},
+                    {
+                        "workspace_id": ws_id,
+                        "sha256": sha256,
+                        "size": len(data),
+                        "created_at": self.clock(),
+                    },
                 )
             ).rowcount
         return bool(inserted)
@@ -520,7 +575,9 @@ class Store:
                 if found.path != path:
                     raise RevisionNotFound(f"rev {rev} is not a revision of {path!r}")
                 if found.deleted:
-                    raise FileNotFound(f"rev {rev} of {path} is a tombstone", context={"path": path})
+                    raise FileNotFound(
+                        f"rev {rev} of {path} is a tombstone", context={"path": path}
+                    )
             refs = self._chunks_of(conn, ws_id, found.sha256)
         return found, refs
 
@@ -552,7 +609,9 @@ class Store:
                 ) from None
         return b"".join(parts)
 
-    def read_bytes(self, workspace: str, path: str, rev: int | None = None) -> tuple[Revision, bytes]:
+    def read_bytes(
+        self, workspace: str, path: str, rev: int | None = None
+    ) -> tuple[Revision, bytes]:
         revision, refs = self.read_plan(workspace, path, rev)
         return revision, self.read_content(refs)
 
@@ -655,7 +714,7 @@ def _page(limit: int) -> int:
     return min(limit, MAX_PAGE)
 
 
-def _pieces(data: bytes | BinaryIO, size: int) -> Iterator[bytes]:
+def _pieces(data: bytes | IO[bytes], size: int) -> Iterator[bytes]:
     """Cut ``data`` into pieces of exactly ``size`` bytes (the last may be shorter)."""
     if isinstance(data, bytes | bytearray | memoryview):
         view = bytes(data)

@@ -60,7 +60,7 @@ async def health(store: StoreDep) -> JSONResponse:
 
 @router.get("/blob/{path:path}", tags=["blob"])
 async def read_blob(path: str, ctx: Ctx, store: StoreDep, request: Request) -> Response:
-    """Read a file: 200 with ETag (md5), Last-Modified and Content-Type; 404 when absent or deleted."""
+    """Read a file: 200 with ETag (md5), Last-Modified, Content-Type; 404 absent or deleted."""
     authorize(ctx.principal, ctx.workspace, "read")
     revision, refs = await run_in_threadpool(store.read_plan, ctx.workspace, path)
     request.app.state.metrics.bytes_out.inc(revision.size)
@@ -152,5 +152,7 @@ def sync_index(ctx: Ctx, store: StoreDep) -> dict[str, Any]:
             }
             for h in heads
         },
-        "index_last_modified": iso_millis(latest if latest is not None else datetime.now(UTC).timestamp()),
+        "index_last_modified": iso_millis(
+            latest if latest is not None else datetime.now(UTC).timestamp()
+        ),
     }

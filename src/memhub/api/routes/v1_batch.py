@@ -81,17 +81,29 @@ def _read_all(store: Store, workspace: str, body: BatchRead) -> list[dict[str, A
             revision, refs = store.read_plan(workspace, path)
             if revision.size > budget:
                 results.append(
-                    {"path": path, "status": 413, "revision": revision_json(revision),
-                     "error": {"detail": "batch byte budget used up; read this file on its own",
-                               "error_code": "PAYLOAD_TOO_LARGE", "context": None}}
-                )  # fmt: skip
+                    {
+                        "path": path,
+                        "status": 413,
+                        "revision": revision_json(revision),
+                        "error": {
+                            "detail": "batch byte budget used up; read this file on its own",
+                            "error_code": "PAYLOAD_TOO_LARGE",
+                            "context": None,
+                        },
+                    }
+                )
                 continue
             budget -= revision.size
             content, used = _encode(store.read_content(refs), body.encoding)
             results.append(
-                {"path": path, "status": 200, "revision": revision_json(revision),
-                 "content": content, "encoding": used}
-            )  # fmt: skip
+                {
+                    "path": path,
+                    "status": 200,
+                    "revision": revision_json(revision),
+                    "content": content,
+                    "encoding": used,
+                }
+            )
         except MemhubError as exc:
             results.append(_error(path, exc))
     return results
@@ -115,20 +127,35 @@ def _write_all(
             precondition = precondition_from_headers(op.if_match, op.if_none_match)
             if op.op == "delete":
                 revision = store.delete(
-                    workspace, op.path, precondition=precondition, author=author,
-                    session_id=body.session_id, message=op.message,
-                )  # fmt: skip
-                results.append({"path": op.path, "status": 200, "revision": revision_json(revision)})
+                    workspace,
+                    op.path,
+                    precondition=precondition,
+                    author=author,
+                    session_id=body.session_id,
+                    message=op.message,
+                )
+                results.append(
+                    {"path": op.path, "status": 200, "revision": revision_json(revision)}
+                )
                 continue
             result = store.put(
-                workspace, op.path, _decode(op), precondition=precondition,
-                content_type=op.content_type, author=author, session_id=body.session_id,
-                message=op.message, max_bytes=max_bytes,
-            )  # fmt: skip
+                workspace,
+                op.path,
+                _decode(op),
+                precondition=precondition,
+                content_type=op.content_type,
+                author=author,
+                session_id=body.session_id,
+                message=op.message,
+                max_bytes=max_bytes,
+            )
             results.append(
-                {"path": op.path, "status": 201 if result.created else 200,
-                 "revision": revision_json(result.revision, created=result.created)}
-            )  # fmt: skip
+                {
+                    "path": op.path,
+                    "status": 201 if result.created else 200,
+                    "revision": revision_json(result.revision, created=result.created),
+                }
+            )
         except MemhubError as exc:
             results.append(_error(op.path, exc))
     return results
@@ -141,7 +168,5 @@ async def batch_write(
     """Up to 1,000 puts and deletes, each with its own precondition and result."""
     workspace = access(principal, workspace, "write")
     max_bytes = request.app.state.settings.max_body_bytes
-    results = await run_in_threadpool(
-        _write_all, store, workspace, body, principal.name, max_bytes
-    )
+    results = await run_in_threadpool(_write_all, store, workspace, body, principal.name, max_bytes)
     return {"results": results}

@@ -60,7 +60,9 @@ def list_workspaces(store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
 
 
 @router.post("/workspaces", status_code=201)
-def create_workspace(body: WorkspaceCreate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+def create_workspace(
+    body: WorkspaceCreate, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """Create a workspace (admin)."""
     if principal.workspace is not None or not principal.can("admin"):
         raise Forbidden("creating a workspace needs an admin key")
@@ -143,11 +145,17 @@ async def write_file(
     try:
         result = await run_in_threadpool(
             lambda: store.put(
-                workspace, path, body,
-                precondition=precondition, content_type=content_type, author=principal.name,
-                session_id=session_id, message=message, fence=fence,
+                workspace,
+                path,
+                body,
+                precondition=precondition,
+                content_type=content_type,
+                author=principal.name,
+                session_id=session_id,
+                message=message,
+                fence=fence,
                 max_bytes=request.app.state.settings.max_body_bytes,
-            )  # fmt: skip
+            )
         )
     finally:
         close_body(body)

@@ -39,7 +39,9 @@ def list_leases(workspace: str, store: StoreDep, principal: PrincipalDep) -> dic
 
 
 @router.get("/workspaces/{workspace}/leases/{name}")
-def get_lease(workspace: str, name: str, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_lease(
+    workspace: str, name: str, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
     workspace = access(principal, workspace, "read")
     return store.leases.get(workspace, validate_name(name, "lease name")).to_dict(store.clock())
 

@@ -8,6 +8,7 @@ the new one, plus at worst a ``.tmp-*`` file that :meth:`list` ignores and
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import threading
@@ -125,7 +126,7 @@ class LocalBlobStore:
                     st = full.stat()
                     yield BlobInfo(key, st.st_size, st.st_mtime)
 
-    def list_temp_files(self) -> list[Path]:
+    def list_temp_files(self) -> builtins.list[Path]:
         return [
             Path(dirpath) / name
             for dirpath, _d, names in os.walk(self.root)

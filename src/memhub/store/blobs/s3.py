@@ -7,6 +7,7 @@ PutObject is durable in S3's own terms.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +115,7 @@ class S3BlobStore:
             raise _unavailable("ListObjectsV2", exc) from exc
 
     def delete(self, keys: Iterable[str]) -> None:
-        batch: list[str] = []
+        batch: builtins.list[str] = []
         for key in keys:
             batch.append(self._key(key))
             if len(batch) == 1000:
@@ -123,7 +124,7 @@ class S3BlobStore:
         if batch:
             self._delete_batch(batch)
 
-    def _delete_batch(self, keys: list[str]) -> None:
+    def _delete_batch(self, keys: builtins.list[str]) -> None:
         try:
             self._s3.delete_objects(
                 Bucket=self.bucket,

@@ -72,9 +72,7 @@ def upgrade() -> None:
         sa.Column("chunk_sha256", sa.String(64), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
     )
-    op.create_index(
-        "ix_content_chunks_chunk", "content_chunks", ["workspace_id", "chunk_sha256"]
-    )
+    op.create_index("ix_content_chunks_chunk", "content_chunks", ["workspace_id", "chunk_sha256"])
     op.create_table(
         "chunks",
         sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id"), primary_key=True),
