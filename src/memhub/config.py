@@ -8,6 +8,7 @@ hands each component what it needs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field
@@ -38,6 +39,27 @@ class Settings(BaseSettings):
     max_chunk_bytes: int = 16 * 1024**2
     metrics_public: bool = True
     log_level: str = "info"
+
+    # authentication
+    master_key_hash: str | None = None
+    internal_service_secret: str | None = None
+    jwt_secret: str | None = None
+    jwt_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    github_api_url: str = "https://api.github.com"
+    github_users: str | None = None
+
+    # rate limits
+    rate_limit_enabled: bool = True
+    rate_limit: int = Field(default=100, ge=1)
+    rate_window_seconds: float = Field(default=60.0, gt=0)
+    rate_limit_scopes: str | None = None
+    redis_url: str | None = None
+    rate_limit_on_redis_failure: Literal["fallback", "refuse"] = "fallback"
+    trusted_proxies: str | None = None
+
+    # browsers
+    cors_origins: str | None = None
 
     @property
     def resolved_database_url(self) -> str:

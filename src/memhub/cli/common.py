@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 
 from memhub.config import Settings
+from memhub.errors import MemhubError
+from memhub.store import Store, open_store
 
 DataDirOption = Annotated[
     Path | None,
@@ -43,3 +45,17 @@ def print_json(value: Any) -> None:
 def fail(message: str, code: int = 2) -> NoReturn:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
+
+
+def open_local_store(data_dir: Path | None) -> Store:
+    """The store the settings name, opened in this process (for admin commands)."""
+    settings = load_settings(data_dir)
+    try:
+        return open_store(
+            settings.resolved_database_url,
+            settings.resolved_blob_url,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        )
+    except MemhubError as exc:
+        fail(str(exc))

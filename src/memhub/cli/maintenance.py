@@ -7,25 +7,23 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from memhub.cli.common import DataDirOption, JsonOption, console, fail, load_settings, print_json
+from memhub.cli.common import (
+    DataDirOption,
+    JsonOption,
+    console,
+    fail,
+    open_local_store,
+    print_json,
+)
 from memhub.errors import MemhubError
-from memhub.store import Store, open_store
+from memhub.store import Store
 from memhub.store.maintenance import Retention
 from memhub.store.maintenance import fsck as run_fsck
 from memhub.store.maintenance import gc as run_gc
 
 
 def _open(data_dir: DataDirOption) -> Store:
-    settings = load_settings(data_dir)
-    try:
-        return open_store(
-            settings.resolved_database_url,
-            settings.resolved_blob_url,
-            s3_endpoint_url=settings.s3_endpoint_url,
-            s3_region=settings.s3_region,
-        )
-    except MemhubError as exc:
-        fail(str(exc))
+    return open_local_store(data_dir)
 
 
 def fsck(

@@ -10,6 +10,7 @@
   ordered list of chunks; ``chunks``: the chunks a workspace has uploaded.
   Bytes live in the blob store under the chunk's sha256, stored once.
 - ``leases``: named locks; the row stays after release so ``token`` only grows.
+- ``api_keys``: API keys by the sha256 of the key (the key itself is never stored).
 """
 
 from __future__ import annotations
@@ -114,4 +115,21 @@ leases = Table(
     Column("token", BigInteger, nullable=False, default=0),
     Column("acquired_at", Float),
     Column("expires_at", Float),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("workspace", String(64), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("description", Text),
+    Column("created_by", String(255)),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("last_used_at", Float),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Index("ix_api_keys_workspace", "workspace"),
 )

@@ -1,0 +1,1 @@
+"""Authentication and admission: API keys, JWTs, rate limits. Fails closed."""

@@ -1,0 +1,58 @@
+"""Secrets the embedded default keeps in its data dir (mode 0600), so a laptop
+needs no setup: the JWT signing secret and a local admin key."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from memhub.auth.keys import KeyStore
+from memhub.store.blobs.local import write_durably
+
+JWT_SECRET_FILE = "jwt.secret"
+ADMIN_KEY_FILE = "admin.key"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = os.umask(0o077)
+    try:
+        write_durably(path, text.encode("utf-8"))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+
+
+def load_or_create_jwt_secret(data_dir: Path) -> str:
+    path = data_dir / JWT_SECRET_FILE
+    if path.exists():
+        secret = path.read_text(encoding="utf-8").strip()
+        if secret:
+            return secret
+    secret = secrets.token_urlsafe(48)
+    _write_private(path, secret + "\n")
+    return secret
+
+
+def ensure_local_admin_key(data_dir: Path, keys: KeyStore, workspace: str) -> tuple[Path, bool]:
+    """Create the local admin key once; returns (its file, whether it was created now)."""
+    path = data_dir / ADMIN_KEY_FILE
+    if path.exists() and path.read_text(encoding="utf-8").strip():
+        return path, False
+    key, _record = keys.create(
+        workspace,
+        ("read", "write", "admin"),
+        description="local admin key (created by memhub serve)",
+        created_by="memhub serve",
+    )
+    _write_private(path, key + "\n")
+    return path, True
+
+
+def read_local_admin_key(data_dir: Path) -> str | None:
+    path = data_dir / ADMIN_KEY_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
