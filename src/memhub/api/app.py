@@ -15,7 +15,7 @@ from memhub import __version__
 from memhub.api.context import get_principal, local_principal
 from memhub.api.errors import install_error_handlers
 from memhub.api.metrics import Metrics, MetricsMiddleware
-from memhub.api.middleware import BodyLimitMiddleware
+from memhub.api.middleware import BodyLimitMiddleware, PathGuardMiddleware
 from memhub.api.notify import ChangeNotifier
 from memhub.api.routes import seed, v1_batch, v1_files, v1_leases, v1_sync
 from memhub.config import Settings
@@ -83,5 +83,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PathGuardMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from memhub.errors import PayloadTooLarge
+from memhub.errors import InvalidPath, PayloadTooLarge
 
 
 class BodyLimitMiddleware:
@@ -47,6 +47,35 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class PathGuardMiddleware:
+    """Refuse a request whose path holds a control character before routing: the
+    router's patterns neither match a newline inside a path nor see one at its end
+    (``$`` matches before a final newline), so ``a%0A`` would otherwise write ``a``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(
+            ord(ch) < 0x20 or ord(ch) == 0x7F for ch in scope["path"]
+        ):
+            error = InvalidPath("path contains a NUL or control character")
+            body = json.dumps(error.to_dict()).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": error.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 async def _reject(send: Send, max_bytes: int) -> None:

@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Iterator
 from email.utils import formatdate
 from typing import IO
+from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
@@ -60,7 +61,7 @@ def v1_headers(revision: Revision) -> dict[str, str]:
         "content-type": revision.content_type,
         "x-memhub-rev": str(revision.rev),
         "x-memhub-md5": revision.md5,
-        "x-memhub-path": revision.path.encode("utf-8").decode("latin-1"),
+        "x-memhub-path": quote(revision.path, safe="/"),
     }
 
 

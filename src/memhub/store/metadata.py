@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.dml import Insert
 
 from memhub.errors import BadRequest, StorageUnavailable
@@ -122,6 +122,15 @@ class Metadata:
                 f"the metadata database is unavailable: {exc.orig}",
                 hint="check MEMHUB_DATABASE_URL and that the database server is running",
             ) from exc
+        except IntegrityError:
+            raise
+        except DatabaseError as exc:
+            if type(exc) is DatabaseError or exc.connection_invalidated:
+                raise StorageUnavailable(
+                    f"the metadata database is unreadable: {exc.orig}",
+                    hint="the database file is damaged or is not memhub's: restore a backup",
+                ) from exc
+            raise
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StorageUnavailable(
@@ -171,7 +180,7 @@ class Metadata:
 
     def ping(self) -> None:
         with self.read() as conn:
-            conn.execute(text("SELECT 1"))
+            conn.execute(text("SELECT head_rev FROM workspaces LIMIT 1"))
 
     def close(self) -> None:
         self.engine.dispose()

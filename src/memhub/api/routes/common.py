@@ -17,6 +17,9 @@ StoreDep = Annotated[Store, Depends(get_store)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 WorkspaceName = Annotated[str, Path(description="workspace name")]
 
+MAX_INT64 = 2**63 - 1  # revs, sizes and tokens are BIGINT columns
+MAX_HEADER_TEXT = 255  # Content-Type, session id: String(255) columns
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -68,11 +71,11 @@ def fence_from(lease: str | None, token: str | int | None) -> Fence | None:
     return Fence(validate_name(lease, "lease name"), value)
 
 
-def header_text(value: str | None) -> str | None:
+def header_text(value: str | None, max_chars: int = 4096) -> str | None:
     """Free text in a header, percent-encoded UTF-8 allowed."""
     if value is None:
         return None
     text = unquote(value)
-    if len(text) > 4096:
-        raise BadRequest("header text is limited to 4096 characters")
+    if len(text) > max_chars:
+        raise BadRequest(f"header text is limited to {max_chars} characters")
     return text

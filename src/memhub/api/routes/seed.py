@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.context import RequestContext, authorize, get_context, get_store
+from memhub.api.routes.common import MAX_HEADER_TEXT
 from memhub.api.transfer import close_body, content_response, receive_body, seed_headers
-from memhub.errors import MemhubError, PreconditionFailed
+from memhub.errors import BadRequest, MemhubError, PreconditionFailed
 from memhub.store import Precondition, Store
 
 router = APIRouter()
@@ -85,6 +86,8 @@ async def write_blob(
         precondition = Precondition(exists=False)
     else:
         precondition = Precondition(md5=content_md5.strip().strip('"').lower())
+    if content_type is not None and len(content_type) > MAX_HEADER_TEXT:
+        raise BadRequest(f"Content-Type is limited to {MAX_HEADER_TEXT} characters")
     body = await receive_body(request)
     try:
         result = await run_in_threadpool(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.routes.common import (
+    MAX_HEADER_TEXT,
+    MAX_INT64,
     PrincipalDep,
     StoreDep,
     access,
@@ -30,7 +32,7 @@ class WorkspaceCreate(BaseModel):
 
 
 class RestoreRequest(BaseModel):
-    rev: int = Field(ge=1)
+    rev: int = Field(ge=1, le=MAX_INT64)
     message: str | None = Field(default=None, max_length=4096)
 
 
@@ -96,14 +98,15 @@ def list_files(
     }
 
 
-@router.api_route("/workspaces/{workspace}/files/{path:path}", methods=["GET", "HEAD"])
+@router.get("/workspaces/{workspace}/files/{path:path}")
+@router.head("/workspaces/{workspace}/files/{path:path}")
 async def read_file(
     workspace: str,
     path: str,
     store: StoreDep,
     principal: PrincipalDep,
     request: Request,
-    rev: Annotated[int | None, Query(ge=1)] = None,
+    rev: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
     """A file's content (the head, or ``?rev=N``). ETag is the quoted sha256."""
@@ -140,7 +143,8 @@ async def write_file(
     precondition = precondition_from_headers(if_match, if_none_match)
     fence = fence_from(x_memhub_lease, x_memhub_lease_token)
     message = header_text(x_memhub_message)
-    session_id = header_text(x_memhub_session_id)
+    session_id = header_text(x_memhub_session_id, MAX_HEADER_TEXT)
+    content_type = header_text(content_type, MAX_HEADER_TEXT)
     body = await receive_body(request)
     try:
         result = await run_in_threadpool(
@@ -185,7 +189,7 @@ def delete_file(
         path,
         precondition=precondition_from_headers(if_match, None),
         author=principal.name,
-        session_id=header_text(x_memhub_session_id),
+        session_id=header_text(x_memhub_session_id, MAX_HEADER_TEXT),
         message=header_text(x_memhub_message),
         fence=fence_from(x_memhub_lease, x_memhub_lease_token),
     )
@@ -200,7 +204,7 @@ def history(
     store: StoreDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
 ) -> dict[str, Any]:
     """Revisions of a path, newest first; page with ``before=<rev>``."""
     workspace = access(principal, workspace, "read")
@@ -214,7 +218,10 @@ def history(
 
 @router.get("/workspaces/{workspace}/revisions/{rev}")
 def get_revision(
-    workspace: str, rev: int, store: StoreDep, principal: PrincipalDep
+    workspace: str,
+    rev: Annotated[int, Path(ge=1, le=MAX_INT64)],
+    store: StoreDep,
+    principal: PrincipalDep,
 ) -> dict[str, Any]:
     workspace = access(principal, workspace, "read")
     return revision_json(store.revision(workspace, rev))
@@ -222,7 +229,10 @@ def get_revision(
 
 @router.get("/workspaces/{workspace}/revisions/{rev}/content")
 async def get_revision_content(
-    workspace: str, rev: int, store: StoreDep, principal: PrincipalDep
+    workspace: str,
+    rev: Annotated[int, Path(ge=1, le=MAX_INT64)],
+    store: StoreDep,
+    principal: PrincipalDep,
 ) -> Response:
     """The bytes of any revision (404 for a tombstone)."""
     workspace = access(principal, workspace, "read")

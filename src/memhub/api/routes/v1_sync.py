@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.routes.common import (
+    MAX_INT64,
     PrincipalDep,
     StoreDep,
     access,
@@ -34,7 +35,7 @@ class MissingRequest(BaseModel):
 
 class ChunkModel(BaseModel):
     sha256: str = Field(min_length=64, max_length=64)
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=MAX_INT64)
 
 
 class LeaseFence(BaseModel):
@@ -60,7 +61,7 @@ async def changes(
     store: StoreDep,
     principal: PrincipalDep,
     request: Request,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
 ) -> dict[str, Any]:

@@ -140,7 +140,7 @@ class LocalBlobStore:
                 self._path(key).unlink()
 
     def ping(self) -> None:
-        if not os.access(self.root, os.W_OK):
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
             raise StorageUnavailable(f"blob directory {self.root} is not writable")
 
     def close(self) -> None:

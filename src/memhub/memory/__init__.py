@@ -1,0 +1,1 @@
+"""Text analysis for memory search: tokenising, stemming, language detection, snippets."""

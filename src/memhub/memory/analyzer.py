@@ -1,0 +1,383 @@
+"""The one text analyzer memhub's search uses for documents and queries alike.
+
+``analyze(text)`` turns text into index terms; the same call on a query yields
+the same terms for the same words, whatever their inflection:
+
+- Tokens are runs of Unicode letters and digits. An apostrophe inside a word
+  keeps it whole (``пам'ять``, ``пам’ять`` and ``памʼять`` are one word). Words
+  joined by ``-``, ``_`` or ``.`` (``go-api``, ``rp_unique_code``, ``config.env``,
+  ``2023-05-08``) yield the joined term followed by each part, so both the
+  identifier and its words are findable.
+- Each word is lowercased and then handled by its own script: Latin words get
+  the English stop list and Snowball English stemmer; Cyrillic words are
+  Russian or Ukrainian (by their own letters, else by the language of the
+  whole text, else Russian): Russian words get Snowball Russian (ё folded to
+  е), Ukrainian words the pymorphy3 lemma cut by a light stemmer;
+  CJK runs become overlapping character bigrams; anything else is lowercased.
+- Stop words (English, Russian, Ukrainian) are dropped; their positions are kept
+  as gaps, as Lucene does, so phrase queries still line up.
+
+Stems and lemmas are cached per word (bounded LRU): vocabularies repeat, and
+dictionary look-ups are the slow part. ``tokens(text)`` returns the same terms
+with character offsets and positions, ready for a ``tantivy.PreTokenizedString``;
+``highlight`` uses them to mark matches in the original text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+import pymorphy3  # type: ignore[import-untyped]
+import Stemmer  # type: ignore[import-not-found]
+
+from memhub.memory import ukrainian
+
+__all__ = ["Token", "analyze", "detect_language", "highlight", "tokens"]
+
+_CJK = (
+    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
+)
+_INNER = "\u0300-\u036f\u00ad\u200c\u200d"  # combining marks, soft hyphen, ZWNJ, ZWJ
+_PIECE = rf"[^\W_{_CJK}](?:[^\W_{_CJK}]|[{_INNER}])*"
+_WORD = rf"{_PIECE}(?:['’‘]{_PIECE})*"
+_TOKEN_RE = re.compile(rf"([{_CJK}]+)|({_WORD}(?:(?:[-‐‑_]+|\.){_WORD})*)")
+_PART_RE = re.compile(_WORD)
+_DROP = dict.fromkeys(map(ord, "\u0300\u0301\u00ad\u200c\u200d"))
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "ё": "е"})
+
+_CYRILLIC_RE = re.compile("[\u0400-\u052f]")
+_LATIN_RE = re.compile("[A-Za-z\u00c0-\u024f]")
+_CJK_RE = re.compile(f"[{_CJK}]")
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_UK_LETTERS = frozenset("іїєґ")
+_RU_LETTERS = frozenset("ыэъё")
+
+EN_STOP = frozenset(
+    "a about above after again against all am an and any are as at be because been before "
+    "being below between both but by can cannot could did do does doing down during each few "
+    "for from further had has have having he her here hers herself him himself his how i if "
+    "in into is it its itself just me more most my myself no nor not now of off on once only "
+    "or other our ours ourselves out over own same she should so some such than that the "
+    "their theirs them themselves then there these they this those through to too under until "
+    "up very was we were what when where which while who whom why will with would you your "
+    "yours yourself yourselves also "
+    "i'm you're he's she's it's we're they're i've you've we've they've i'd you'd he'd she'd "
+    "we'd they'd i'll you'll he'll she'll we'll they'll isn't aren't wasn't weren't hasn't "
+    "haven't hadn't doesn't don't didn't won't wouldn't shan't shouldn't can't couldn't "
+    "mustn't let's that's who's what's here's there's when's where's why's how's "
+    "s t d ll m re ve".split()
+)
+RU_STOP = frozenset(
+    "а без более бы был была были было быть в вам вас ведь во вот все всего всех всю вы где "
+    "да даже для до его ее ей ему если есть еще же за зачем здесь и из или им их к как какая "
+    "какой когда кто ли между меня мне мной мы на над надо нас не него нее ней нет ни них но "
+    "ну о об однако он она они оно от очень перед по под после при про с сам себе себя со "
+    "так также там тебе тебя тем то тогда того тоже той только том тот ту тут ты у уж уже "
+    "хоть чего чем через что чтобы чтоб чье эта эти этим этих это этого этой этом этот эту я "
+    "который которая которое которые которого которой которых которым котором ж бы ли".split()
+)
+UK_STOP = frozenset(
+    "а або аби але б без би був була були було буде будуть бути в вам вас ви від вже вона "
+    "вони воно все всі всього всіх втім ві де для до ж же з за зі і із й його йому її їй їм "
+    "їх коли хто лише ми мене мені мною на над нам нас не нею ним них ні ну о однак от по "
+    "під після перед при про саме себе собі та так також там те тебе теж ти тим тих тобі "
+    "того той тут у усе усі хоч хоча це цей ці цим цих цього цієї цю ця через чи що щоб як "
+    "яка який яке які якщо якого якої яких яким якому я є ще тільки тому бо".split()
+)
+_UK_WORDS = frozenset("і та що це як або якщо щоб від також тому але вже буде є ці цей їх".split())
+_RU_WORDS = frozenset(
+    "и что это как или если чтобы от также поэтому но уже будет эти этот их".split()
+)
+_CYRILLIC_WORD_RE = re.compile("[\u0400-\u052f]+(?:'[\u0400-\u052f]+)*")
+
+_CACHE_SIZE = 1 << 18
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One index term with its place in the original text."""
+
+    term: str
+    start: int  # character offset of the word in the text
+    end: int
+    position: int
+
+
+# --- stemmers and lemmatisers (built on first use, shared by threads) -------------------
+
+
+class _Locked:
+    """Serialise calls into a library object that is not documented as thread-safe."""
+
+    def __init__(self, fn: Callable[[str], str]) -> None:
+        self._fn = fn
+        self._lock = threading.Lock()
+
+    def __call__(self, word: str) -> str:
+        with self._lock:
+            return self._fn(word)
+
+
+@cache
+def _snowball(language: str) -> _Locked:
+    stemmer: Any = Stemmer.Stemmer(language)
+    stemmer.maxCacheSize = 0  # we cache per word ourselves
+    return _Locked(stemmer.stemWord)
+
+
+@cache
+def _ukrainian_lemmatiser() -> _Locked:
+    morph: Any = pymorphy3.MorphAnalyzer(lang="uk")
+    return _Locked(lambda word: str(morph.parse(word)[0].normal_form))
+
+
+def _stem_ru(word: str) -> str:
+    return _snowball("russian")(word)
+
+
+def _stem_uk(word: str) -> str:
+    """Light-stem the dictionary lemma: lemmas fix stem alternations, the stemmer
+    folds what is left (unknown words, aspect pairs) and keeps the output close to
+    the Russian stems, so a word read in the wrong Cyrillic language still meets
+    its other forms."""
+    return ukrainian.stem(_ukrainian_lemmatiser()(word))
+
+
+# --- one word ------------------------------------------------------------------------
+
+
+def _clean(word: str) -> str:
+    if not word.isascii():
+        word = unicodedata.normalize("NFC", word).translate(_DROP)
+    return word.lower().translate(_APOSTROPHES)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _part(word: str, cyrillic: str | None) -> tuple[str, bool]:
+    """Return (term, is_stop_word) for one word without joiners."""
+    word = _clean(word)
+    if word.isascii():
+        if word.isdigit():
+            return word, False
+        if word in EN_STOP:
+            return word, True
+        if word.endswith("'s"):
+            word = word[:-2]
+        word = word.replace("'", "")
+        return _snowball("english")(word), word in EN_STOP
+    if _CYRILLIC_RE.search(word):
+        lang = _cyrillic_language_of(word, cyrillic)
+        if word in (UK_STOP if lang == "uk" else RU_STOP):
+            return word, True
+        return (_stem_uk(word) if lang == "uk" else _stem_ru(word)), False
+    if _LATIN_RE.search(word):
+        return _snowball("english")(word), word in EN_STOP
+    return word, False
+
+
+def _cyrillic_language_of(word: str, context: str | None) -> str:
+    if not _UK_LETTERS.isdisjoint(word) or "'" in word:
+        return "uk"
+    if not _RU_LETTERS.isdisjoint(word):
+        return "ru"
+    return context or "ru"
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _word_terms(word: str, cyrillic: str | None) -> tuple[str, ...]:
+    """Terms of one token: the joined identifier (if any) first, then its kept parts."""
+    parts = _PART_RE.findall(word)
+    if len(parts) == 1:
+        term, stop = _part(word, cyrillic)
+        return () if stop else (term,)
+    analysed = [_part(p, cyrillic) for p in parts]
+    kept = tuple(term for term, stop in analysed if not stop)
+    if not kept:
+        return ()
+    joined = _join(word, [term for term, _ in analysed])
+    return (joined, *kept)
+
+
+def _join(word: str, terms: list[str]) -> str:
+    seps = _PART_RE.split(word)[1:-1]
+    out = [terms[0]]
+    for sep, term in zip(seps, terms[1:], strict=True):
+        out += (sep, term)
+    return "".join(out).replace("‐", "-").replace("‑", "-")
+
+
+def _bigrams(run: str) -> Iterator[tuple[str, int]]:
+    if len(run) == 1:
+        yield run, 0
+    for i in range(len(run) - 1):
+        yield run[i : i + 2], i
+
+
+# --- language -----------------------------------------------------------------------
+
+
+def _cyrillic_context(text: str, lang: str | None) -> str | None:
+    """The language Cyrillic words of ``text`` belong to, or None if nothing tells.
+
+    Evidence: letters only one of the two alphabets has, then (when the letters
+    tie, as in short queries) Ukrainian apostrophes and ``-ння`` nouns against
+    Russian ``-ие``/``-ия`` endings, and frequent function words.
+    """
+    if lang in ("ru", "uk"):
+        return lang
+    low = text.lower()
+    uk = sum(low.count(ch) for ch in _UK_LETTERS)
+    ru = sum(low.count(ch) for ch in _RU_LETTERS)
+    if uk == ru:
+        for word in _CYRILLIC_WORD_RE.findall(low.translate(_APOSTROPHES)):
+            uk += word in _UK_WORDS or "'" in word or word.endswith(("ння", "нню", "нням"))
+            ru += word in _RU_WORDS or word.endswith(("ие", "ия", "ию", "иях"))
+    if uk == ru:
+        return None
+    return "uk" if uk > ru else "ru"
+
+
+def detect_language(text: str) -> str:
+    """Return "en", "ru", "uk", "cjk" or "other": the dominant script's language.
+
+    Latin script counts as English (memhub does not tell other Latin languages
+    apart); Cyrillic is Ukrainian or Russian by their own letters (і ї є ґ vs
+    ы э ъ ё), then by apostrophes, typical endings and function words, and
+    Russian when nothing tells.
+    """
+    counts = {
+        "latin": len(_LATIN_RE.findall(text)),
+        "cyrillic": len(_CYRILLIC_RE.findall(text)),
+        "cjk": 2 * len(_CJK_RE.findall(text)),
+    }
+    counts["other"] = len(_LETTER_RE.findall(text)) - sum(counts.values()) + counts["cjk"] // 2
+    script = max(counts, key=lambda k: counts[k])
+    if counts[script] == 0:
+        return "other"
+    if script == "latin":
+        return "en"
+    if script == "cjk" or script == "other":
+        return script
+    return _cyrillic_context(text, None) or "ru"
+
+
+# --- public API ---------------------------------------------------------------------
+
+
+def analyze(text: str, lang: str | None = None) -> list[str]:
+    """Return the index terms of ``text`` in order (documents and queries alike).
+
+    ``lang`` ("ru" or "uk") only settles which Cyrillic language ambiguous words
+    are read in; by default the text itself decides. Latin words are always
+    English, whatever ``lang`` says.
+    """
+    cyrillic = _cyrillic_context(text, lang) if _CYRILLIC_RE.search(text) else None
+    out: list[str] = []
+    for cjk, word in _TOKEN_RE.findall(text):
+        if word:
+            out.extend(_word_terms(word, cyrillic))
+        else:
+            out.extend(bigram for bigram, _ in _bigrams(cjk))
+    return out
+
+
+def tokens(text: str, lang: str | None = None) -> list[Token]:
+    """Return the terms of ``analyze(text, lang)`` with offsets and positions."""
+    cyrillic = _cyrillic_context(text, lang) if _CYRILLIC_RE.search(text) else None
+    out: list[Token] = []
+    position = 0
+    for match in _TOKEN_RE.finditer(text):
+        cjk, word = match.groups()
+        start = match.start()
+        if cjk:
+            for bigram, offset in _bigrams(cjk):
+                out.append(Token(bigram, start + offset, start + offset + len(bigram), position))
+                position += 1
+            continue
+        terms = _word_terms(word, cyrillic)
+        parts = list(_PART_RE.finditer(word))
+        if len(parts) > 1 and terms:
+            out.append(Token(terms[0], start, match.end(), position))
+        for part in parts:
+            term, stop = _part(part.group(), cyrillic)
+            if not stop:
+                out.append(Token(term, start + part.start(), start + part.end(), position))
+            position += 1
+    return out
+
+
+def highlight(text: str, terms: set[str], lang: str | None = None, max_chars: int = 200) -> str:
+    """Return a snippet of ``text`` around the densest cluster of matching words.
+
+    A word matches when one of its analysed terms is in ``terms`` (pass the
+    query's ``analyze`` output). Matches are wrapped in ``**…**``; the snippet
+    keeps the original wording, collapses whitespace and marks cuts with "…".
+    """
+    hits = [t for t in tokens(text, lang) if t.term in terms]
+    start, end = _window(text, hits, max_chars)
+    spans = _merge([(t.start, t.end) for t in hits if start <= t.start and t.end <= end])
+    out, cursor = [], start
+    for s, e in spans:
+        out += (_plain(text[cursor:s]), "**", _plain(text[s:e]), "**")
+        cursor = e
+    out.append(_plain(text[cursor:end]))
+    snippet = "".join(out).strip()
+    return ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _window(text: str, hits: list[Token], max_chars: int) -> tuple[int, int]:
+    """Pick the max_chars-wide stretch with the most distinct, then most, matches."""
+    best: tuple[int, int, int] = (0, 0, 0)  # (distinct terms, matches, index of first)
+    for i, first in enumerate(hits):
+        inside = [t for t in hits[i:] if t.end - first.start <= max_chars]
+        score = (len({t.term for t in inside}), len(inside), -i)
+        if score > (best[0], best[1], -best[2]):
+            best = (score[0], score[1], i)
+    if not hits:
+        return 0, _snap_end(text, min(len(text), max_chars), 0)
+    first = hits[best[2]]
+    last = max(
+        (t.end for t in hits[best[2] :] if t.end - first.start <= max_chars), default=first.end
+    )
+    slack = max_chars - (last - first.start)
+    start = max(0, min(first.start - slack // 3, len(text) - max_chars))
+    end = min(len(text), start + max_chars)
+    return _snap_start(text, start, first.start), _snap_end(text, end, last)
+
+
+def _snap_start(text: str, start: int, limit: int) -> int:
+    """Move ``start`` forward to a word boundary, never past ``limit``."""
+    if start == 0 or text[start - 1].isspace():
+        return start
+    space = re.search(r"\s", text[start:limit])
+    return start + space.end() if space else limit
+
+
+def _snap_end(text: str, end: int, limit: int) -> int:
+    """Move ``end`` back to a word boundary, never before ``limit``."""
+    if end >= len(text) or text[end].isspace():
+        return end
+    cut = max(text.rfind(" ", limit, end), text.rfind("\n", limit, end))
+    return cut if cut > limit else max(end, limit) if cut < 0 else limit
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def _plain(chunk: str) -> str:
+    """Collapse whitespace and drop markdown bold markers from original text."""
+    return re.sub(r"\s+", " ", chunk.replace("**", ""))
