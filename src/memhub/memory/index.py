@@ -1,0 +1,430 @@
+"""The search index: tantivy, per workspace, derived from the change log.
+
+An index is a cache. It records the last rev it applied (``state.json``
+beside it) and, before it answers, applies every change after that rev
+(:meth:`WorkspaceIndex.catch_up`), so a search right after an acknowledged
+write sees it. A missing, damaged or outdated index is rebuilt from the
+heads of the store. Every server process keeps its own index directory
+(``<index dir>/<node id>/<workspace>``), so nodes over one PostgreSQL never
+share a tantivy writer.
+
+Documents are blocks (:mod:`memhub.memory.blocks`). Text is analysed in
+Python by :mod:`memhub.memory.analyzer` and handed to tantivy pre-tokenised,
+so documents and queries go through one analyzer for every language.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from memhub.memory.analyzer import analyze, detect_language, tokens
+from memhub.memory.blocks import Block, classify, split_file
+from memhub.store import Revision, Store
+
+log = logging.getLogger("memhub.index")
+
+INDEX_VERSION = 1
+MAX_INDEXED_BYTES = 4 * 1024 * 1024  # larger files are kept, not indexed
+WRITER_HEAP = 64 * 1024 * 1024
+REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
+CONTEXT_NEIGHBOURS = 2  # turns before and after a turn that go into its context field
+STRENGTH_WEIGHT = {"High": 0.828, "Medium": 0.297}  # log2(2 + w): x1.5, x1.2
+
+FIELD_BOOSTS = {"text": 1.0, "heading": 0.6, "context": 0.35}
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("path", stored=True, tokenizer_name="raw")
+    builder.add_text_field("prefixes", stored=False, tokenizer_name="raw")
+    builder.add_text_field("file_kind", stored=False, tokenizer_name="raw")
+    for name in FIELD_BOOSTS:
+        builder.add_text_field(name, stored=False, tokenizer_name="raw", index_option="position")
+    builder.add_integer_field("always_load", indexed=True, fast=True)
+    builder.add_integer_field("date", indexed=True, fast=True)
+    builder.add_float_field("weight", fast=True)
+    builder.add_text_field("block", stored=True, tokenizer_name="raw", index_option="basic")
+    return builder.build()
+
+
+SCHEMA = _schema()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    path_prefix: str | None = None
+    file_kinds: tuple[str, ...] = ()
+    since: float | None = None  # block date (the file's revision time or the block's own)
+    until: float | None = None
+    always_load_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    path: str
+    heading: list[str]
+    line_start: int
+    line_end: int
+    rev: int
+    score: float
+    text: str
+    file_kind: str
+    always_load: bool
+    strength: str | None
+    turn_id: str | None
+    speaker: str | None
+    date: float
+
+    def to_dict(self, snippet: str) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "heading": self.heading,
+            "line_start": self.line_start,
+            "line_end": self.line_end,
+            "rev": self.rev,
+            "score": round(self.score, 4),
+            "snippet": snippet,
+            "file_kind": self.file_kind,
+            "always_load": self.always_load,
+            "strength": self.strength,
+            "turn_id": self.turn_id,
+            "speaker": self.speaker,
+            "date": self.date,
+        }
+
+
+def _pretokenized(text: str, lang: str | None) -> tantivy.PreTokenizedString:
+    toks = tokens(text, lang)
+    return tantivy.PreTokenizedString(
+        text, [tantivy.Token(t.term, t.position, t.start, t.end) for t in toks]
+    )
+
+
+def _prefixes(path: str) -> Iterator[str]:
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        yield "/".join(parts[:i]) + "/"
+    yield path
+
+
+def block_documents(blocks: list[Block], revision: Revision) -> Iterator[tantivy.Document]:
+    """The tantivy documents of one file's blocks."""
+    lang = detect_language(" ".join(b.text[:400] for b in blocks[:20]))
+    for i, block in enumerate(blocks):
+        doc = tantivy.Document()
+        doc.add_text("path", block.path)
+        for prefix in _prefixes(block.path):
+            doc.add_text("prefixes", prefix)
+        doc.add_text("file_kind", block.file_kind)
+        doc.add_pre_tokenized_text("text", _pretokenized(block.text, lang))
+        heading = " / ".join(block.heading)
+        if block.speaker:
+            heading = f"{heading} {block.speaker}".strip()
+        if heading:
+            doc.add_pre_tokenized_text("heading", _pretokenized(heading, lang))
+        context = _context_of(blocks, i)
+        if context:
+            doc.add_pre_tokenized_text("context", _pretokenized(context, lang))
+        doc.add_integer("always_load", 1 if block.always_load else 0)
+        date = block.timestamp if block.timestamp is not None else revision.created_at
+        doc.add_integer("date", int(date))
+        doc.add_float("weight", STRENGTH_WEIGHT.get(block.strength or "", 0.0))
+        doc.add_text(
+            "block",
+            json.dumps(
+                {
+                    "heading": list(block.heading),
+                    "line_start": block.line_start,
+                    "line_end": block.line_end,
+                    "rev": revision.rev,
+                    "text": block.text,
+                    "file_kind": block.file_kind,
+                    "always_load": block.always_load,
+                    "strength": block.strength,
+                    "turn_id": block.turn_id,
+                    "speaker": block.speaker,
+                    "date": date,
+                },
+                ensure_ascii=False,
+            ),
+        )
+        yield doc
+
+
+def _context_of(blocks: list[Block], i: int) -> str:
+    if blocks[i].kind != "turn":
+        return ""
+    lo, hi = max(0, i - CONTEXT_NEIGHBOURS), min(len(blocks), i + CONTEXT_NEIGHBOURS + 1)
+    return "\n".join(blocks[j].text for j in range(lo, hi) if j != i)
+
+
+def decode_text(data: bytes, content_type: str) -> str | None:
+    """The text of a file worth indexing, or None (binary, or too large)."""
+    if len(data) > MAX_INDEXED_BYTES or b"\x00" in data[:8192]:
+        return None
+    if content_type.startswith(("image/", "audio/", "video/", "application/x-sqlite")):
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+class WorkspaceIndex:
+    """One workspace's index directory, writer and catch-up state."""
+
+    def __init__(self, root: Path, workspace: str, store: Store) -> None:
+        self.root = root
+        self.workspace = workspace
+        self.store = store
+        self._lock = threading.Lock()
+        self._writer: Any = None
+        self.applied_rev = 0
+        self.index = self._open()
+
+    # -- opening and state --------------------------------------------------
+
+    def _state_path(self) -> Path:
+        return self.root / "state.json"
+
+    def _open(self) -> tantivy.Index:
+        data_dir = self.root / "tantivy"
+        try:
+            state = json.loads(self._state_path().read_text(encoding="utf-8"))
+            if state.get("version") != INDEX_VERSION:
+                raise ValueError("index version changed")
+            index = tantivy.Index(SCHEMA, path=str(data_dir), reuse=True)
+            self.applied_rev = int(state["rev"])
+            return index
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if self.root.exists():
+                log.warning("rebuilding the index of %s: %s", self.workspace, exc)
+                shutil.rmtree(self.root, ignore_errors=True)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.applied_rev = 0
+            return tantivy.Index(SCHEMA, path=str(data_dir), reuse=False)
+
+    def _save_state(self) -> None:
+        tmp = self._state_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": INDEX_VERSION, "rev": self.applied_rev}))
+        tmp.replace(self._state_path())
+
+    def _writer_handle(self) -> Any:
+        if self._writer is None:
+            self._writer = self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
+        return self._writer
+
+    # -- following the log ----------------------------------------------------
+
+    def catch_up(self, head: int | None = None) -> int:
+        """Apply every change after the last applied rev; returns how many were applied."""
+        head = self.store.head_rev(self.workspace) if head is None else head
+        if head <= self.applied_rev:
+            return 0
+        with self._lock:
+            if head - self.applied_rev > REBUILD_AFTER or self.applied_rev == 0:
+                return self._rebuild_locked()
+            applied = 0
+            while True:
+                page = self.store.changes(self.workspace, self.applied_rev, limit=1000)
+                latest = {r.path: r for r in page.changes}
+                self._apply(latest.values())
+                applied += len(page.changes)
+                self.applied_rev = page.next_since
+                if not page.has_more:
+                    break
+            self._commit()
+            return applied
+
+    def rebuild(self) -> int:
+        with self._lock:
+            return self._rebuild_locked()
+
+    def _rebuild_locked(self) -> int:
+        head = self.store.head_rev(self.workspace)
+        writer = self._writer_handle()
+        writer.delete_all_documents()
+        count = 0
+        after: str | None = None
+        while True:
+            heads = self.store.list_files(self.workspace, after=after, limit=1000)
+            if not heads:
+                break
+            self._apply(heads, fresh=True)
+            count += len(heads)
+            after = heads[-1].path
+        self.applied_rev = head
+        self._commit()
+        # writes that raced the listing are replayed (idempotently) by the next catch-up
+        return count
+
+    def _apply(self, heads: Iterable[Revision], *, fresh: bool = False) -> None:
+        writer = self._writer_handle()
+        for revision in heads:
+            if not fresh:
+                writer.delete_documents_by_term("path", revision.path)
+            if revision.deleted or classify(revision.path, self.workspace) == "binary":
+                continue
+            if revision.size > MAX_INDEXED_BYTES:
+                continue
+            try:
+                found, data = self.store.read_bytes(self.workspace, revision.path, revision.rev)
+            except Exception as exc:  # one unreadable file must not stop the index
+                log.warning("not indexing %s rev %s: %s", revision.path, revision.rev, exc)
+                continue
+            text = decode_text(data, found.content_type)
+            if text is None:
+                continue
+            blocks = split_file(found.path, text, workspace=self.workspace)
+            for doc in block_documents(blocks, found):
+                writer.add_document(doc)
+
+    def _commit(self) -> None:
+        writer = self._writer_handle()
+        writer.commit()
+        self.index.reload()
+        self._save_state()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                with contextlib.suppress(Exception):
+                    self._writer.wait_merging_threads()
+                self._writer = None
+
+    # -- searching -------------------------------------------------------------------
+
+    def search(
+        self, query: str, *, k: int = 10, offset: int = 0, filters: SearchFilters | None = None
+    ) -> tuple[list[Hit], set[str], int]:
+        """Top hits for ``query`` (after ``offset``), the query's terms, the match count."""
+        filters = filters or SearchFilters()
+        terms = analyze(query)
+        text_query = _text_query(terms)
+        musts = _filter_queries(filters)
+        if text_query is None and not musts:
+            return [], set(terms), 0
+        clauses = [(tantivy.Occur.Must, q) for q in musts]
+        if text_query is not None:
+            clauses.append((tantivy.Occur.Must, text_query))
+        final = tantivy.Query.boolean_query(clauses)
+        searcher = self.index.searcher()
+        result = (
+            searcher.search(final, limit=k, offset=offset, count=True, weight_by_field="weight")
+            if text_query is not None
+            else searcher.search(final, limit=k, offset=offset, count=True)
+        )
+        hits = []
+        for score, address in result.hits:
+            doc = searcher.doc(address)
+            data = json.loads(doc["block"][0])
+            hits.append(
+                Hit(
+                    path=doc["path"][0],
+                    heading=data["heading"],
+                    line_start=data["line_start"],
+                    line_end=data["line_end"],
+                    rev=data["rev"],
+                    score=float(score),
+                    text=data["text"],
+                    file_kind=data["file_kind"],
+                    always_load=data["always_load"],
+                    strength=data["strength"],
+                    turn_id=data["turn_id"],
+                    speaker=data["speaker"],
+                    date=data["date"],
+                )
+            )
+        return hits, set(terms), int(result.count or 0)
+
+    def num_docs(self) -> int:
+        return int(self.index.searcher().num_docs)
+
+
+def _text_query(terms: list[str]) -> tantivy.Query | None:
+    if not terms:
+        return None
+    weights: dict[str, float] = {}
+    for term in terms:
+        weights[term] = weights.get(term, 0.0) + 1.0
+    clauses = []
+    for field, boost in FIELD_BOOSTS.items():
+        for term, weight in weights.items():
+            query = tantivy.Query.term_query(SCHEMA, field, term, index_option="freq")
+            clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(query, boost * weight)))
+    return tantivy.Query.boolean_query(clauses)
+
+
+def _filter_queries(filters: SearchFilters) -> list[tantivy.Query]:
+    out: list[tantivy.Query] = []
+    if filters.path_prefix:
+        out.append(tantivy.Query.term_query(SCHEMA, "prefixes", filters.path_prefix))
+    if filters.file_kinds:
+        out.append(
+            tantivy.Query.boolean_query(
+                [
+                    (tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, "file_kind", kind))
+                    for kind in filters.file_kinds
+                ]
+            )
+        )
+    if filters.since is not None or filters.until is not None:
+        out.append(
+            tantivy.Query.range_query(
+                SCHEMA,
+                "date",
+                tantivy.FieldType.Integer,
+                int(filters.since) if filters.since is not None else None,
+                int(filters.until) if filters.until is not None else None,
+            )
+        )
+    if filters.always_load_only:
+        out.append(tantivy.Query.term_query(SCHEMA, "always_load", 1))
+    return out
+
+
+class SearchIndex:
+    """Every workspace's index under one directory; opened on first use."""
+
+    def __init__(self, root: Path, store: Store) -> None:
+        self.root = root
+        self.store = store
+        self._indexes: dict[str, WorkspaceIndex] = {}
+        self._lock = threading.Lock()
+
+    def workspace(self, name: str) -> WorkspaceIndex:
+        index = self._indexes.get(name)
+        if index is not None:
+            return index
+        with self._lock:
+            index = self._indexes.get(name)
+            if index is None:
+                self.store.workspace_id(name)  # WorkspaceNotFound before touching the disk
+                index = WorkspaceIndex(self.root / _safe_dir(name), name, self.store)
+                self._indexes[name] = index
+        return index
+
+    def current(self, name: str) -> WorkspaceIndex:
+        """The workspace's index, caught up with the change log."""
+        index = self.workspace(name)
+        index.catch_up()
+        return index
+
+    def rebuild(self, name: str) -> int:
+        return self.workspace(name).rebuild()
+
+    def close(self) -> None:
+        for index in self._indexes.values():
+            index.close()
+
+
+def _safe_dir(name: str) -> str:
+    # workspace names are [A-Za-z0-9-_.:@] (validate_name); ':' is not portable on disk
+    return name.replace(":", "%3A")
