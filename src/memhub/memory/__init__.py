@@ -1,1 +1,1 @@
-"""Text analysis for memory search: tokenising, stemming, language detection, snippets."""
+"""The memory layer: blocks, text analysis and the search index, all derived from the store."""

@@ -1,26 +1,27 @@
 """The one text analyzer memhub's search uses for documents and queries alike.
 
-``analyze(text)`` turns text into index terms; the same call on a query yields
-the same terms for the same words, whatever their inflection:
+``analyze(text)`` turns text into index terms, and the same call on a query
+yields the same terms for the same words, whatever their inflection:
 
 - Tokens are runs of Unicode letters and digits. An apostrophe inside a word
   keeps it whole (``пам'ять``, ``пам’ять`` and ``памʼять`` are one word). Words
   joined by ``-``, ``_`` or ``.`` (``go-api``, ``rp_unique_code``, ``config.env``,
   ``2023-05-08``) yield the joined term followed by each part, so both the
   identifier and its words are findable.
-- Each word is lowercased and then handled by its own script: Latin words get
-  the English stop list and Snowball English stemmer; Cyrillic words are
-  Russian or Ukrainian (by their own letters, else by the language of the
-  whole text, else Russian): Russian words get Snowball Russian (ё folded to
-  е), Ukrainian words the pymorphy3 lemma cut by a light stemmer;
-  CJK runs become overlapping character bigrams; anything else is lowercased.
-- Stop words (English, Russian, Ukrainian) are dropped; their positions are kept
-  as gaps, as Lucene does, so phrase queries still line up.
+- Each word is lowercased and handled by its own script. Latin words get the
+  English stop list and Snowball English. Cyrillic words are Ukrainian or
+  Russian by their own letters (і ї є ґ, an apostrophe / ы э ъ ё), else by the
+  language of the whole text, else Russian: Russian words get Snowball Russian
+  (ё folded to е), Ukrainian words their pymorphy3 lemma cut by the light
+  stemmer in :mod:`memhub.memory.ukrainian`. CJK runs become overlapping
+  character bigrams. Anything else is lowercased.
+- Stop words (English, Russian, Ukrainian) are dropped; they still take a
+  position, as in Lucene, so phrase queries line up.
 
-Stems and lemmas are cached per word (bounded LRU): vocabularies repeat, and
-dictionary look-ups are the slow part. ``tokens(text)`` returns the same terms
-with character offsets and positions, ready for a ``tantivy.PreTokenizedString``;
-``highlight`` uses them to mark matches in the original text.
+Per-word results are cached (bounded LRU): vocabularies repeat and dictionary
+look-ups are the slow part. ``tokens(text)`` gives the same terms with character
+offsets and positions, ready for ``tantivy.PreTokenizedString``; ``highlight``
+uses them to mark matches in the original text.
 """
 
 from __future__ import annotations
@@ -31,14 +32,23 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
+from itertools import pairwise
+from typing import Any, NamedTuple
 
-import pymorphy3  # type: ignore[import-untyped]
 import Stemmer  # type: ignore[import-not-found]
 
 from memhub.memory import ukrainian
 
-__all__ = ["Token", "analyze", "detect_language", "highlight", "tokens"]
+__all__ = [
+    "EN_STOP",
+    "RU_STOP",
+    "UK_STOP",
+    "Token",
+    "analyze",
+    "detect_language",
+    "highlight",
+    "tokens",
+]
 
 _CJK = (
     "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
@@ -50,67 +60,72 @@ _WORD = rf"{_PIECE}(?:['’‘]{_PIECE})*"
 _TOKEN_RE = re.compile(rf"([{_CJK}]+)|({_WORD}(?:(?:[-‐‑_]+|\.){_WORD})*)")
 _PART_RE = re.compile(_WORD)
 _DROP = dict.fromkeys(map(ord, "\u0300\u0301\u00ad\u200c\u200d"))
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "ё": "е"})
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'"})
+_HYPHENS = str.maketrans({"‐": "-", "‑": "-"})
 
 _CYRILLIC_RE = re.compile("[\u0400-\u052f]")
+_CYRILLIC_WORD_RE = re.compile("[\u0400-\u052f]+(?:'[\u0400-\u052f]+)*")
 _LATIN_RE = re.compile("[A-Za-z\u00c0-\u024f]")
 _CJK_RE = re.compile(f"[{_CJK}]")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 _UK_LETTERS = frozenset("іїєґ")
 _RU_LETTERS = frozenset("ыэъё")
+_CACHE_SIZE = 1 << 16  # distinct words per cache; a workspace rarely has more
 
 EN_STOP = frozenset(
-    "a about above after again against all am an and any are as at be because been before "
+    "a about above after again against all also am an and any are as at be because been before "
     "being below between both but by can cannot could did do does doing down during each few "
-    "for from further had has have having he her here hers herself him himself his how i if "
-    "in into is it its itself just me more most my myself no nor not now of off on once only "
-    "or other our ours ourselves out over own same she should so some such than that the "
-    "their theirs them themselves then there these they this those through to too under until "
-    "up very was we were what when where which while who whom why will with would you your "
-    "yours yourself yourselves also "
-    "i'm you're he's she's it's we're they're i've you've we've they've i'd you'd he'd she'd "
-    "we'd they'd i'll you'll he'll she'll we'll they'll isn't aren't wasn't weren't hasn't "
-    "haven't hadn't doesn't don't didn't won't wouldn't shan't shouldn't can't couldn't "
-    "mustn't let's that's who's what's here's there's when's where's why's how's "
+    "for from further had has have having he her here hers herself him himself his how i if in "
+    "into is it its itself just me more most my myself no nor not now of off on once only or "
+    "other our ours ourselves out over own same she should so some such than that the their "
+    "theirs them themselves then there these they this those through to too under until up very "
+    "was we were what when where which while who whom why will with would you your yours "
+    "yourself yourselves i'm you're he's she's it's we're they're i've you've we've they've i'd "
+    "you'd he'd she'd we'd they'd i'll you'll he'll she'll we'll they'll isn't aren't wasn't "
+    "weren't hasn't haven't hadn't doesn't don't didn't won't wouldn't shan't shouldn't can't "
+    "couldn't mustn't let's that's who's what's here's there's when's where's why's how's "
     "s t d ll m re ve".split()
 )
 RU_STOP = frozenset(
-    "а без более бы был была были было быть в вам вас ведь во вот все всего всех всю вы где "
-    "да даже для до его ее ей ему если есть еще же за зачем здесь и из или им их к как какая "
-    "какой когда кто ли между меня мне мной мы на над надо нас не него нее ней нет ни них но "
-    "ну о об однако он она они оно от очень перед по под после при про с сам себе себя со "
-    "так также там тебе тебя тем то тогда того тоже той только том тот ту тут ты у уж уже "
-    "хоть чего чем через что чтобы чтоб чье эта эти этим этих это этого этой этом этот эту я "
-    "который которая которое которые которого которой которых которым котором ж бы ли".split()
+    "а без более бы был была были было быть в вам вас ведь во вот все всего всех всю вы где да "
+    "даже для до его ее ей ему если есть еще ж же за зачем здесь и из или им их к как какая "
+    "какой когда кто ли между меня мне мной мы на над надо нас не него нее ней нет ни них но ну "
+    "о об однако он она они оно от очень перед по под после при про с сам себе себя со так "
+    "также там тебе тебя тем то тогда того тоже той только том тот ту тут ты у уж уже хоть чего "
+    "чем через что чтобы чтоб чье эта эти этим этих это этого этой этом этот эту я который "
+    "которая которое которые которого которой которых которым котором".split()
 )
 UK_STOP = frozenset(
-    "а або аби але б без би був була були було буде будуть бути в вам вас ви від вже вона "
-    "вони воно все всі всього всіх втім ві де для до ж же з за зі і із й його йому її їй їм "
-    "їх коли хто лише ми мене мені мною на над нам нас не нею ним них ні ну о однак от по "
-    "під після перед при про саме себе собі та так також там те тебе теж ти тим тих тобі "
-    "того той тут у усе усі хоч хоча це цей ці цим цих цього цієї цю ця через чи що щоб як "
-    "яка який яке які якщо якого якої яких яким якому я є ще тільки тому бо".split()
+    "а або аби але б без би бо був була були було буде будуть бути в вам вас ви від вже вона "
+    "вони воно все всі всього всіх втім де для до ж же з за зі і із й його йому її їй їм їх "
+    "коли лише ми мене мені мною на над нам нас не нею ним них ні ну о однак от по під після "
+    "перед при про саме себе собі та так також там те тебе теж ти тим тих тільки тобі того той "
+    "тому тут у усе усі хоч хоча хто це цей ці цим цих цього цієї цю ця через чи що щоб ще як "
+    "яка який яке які якщо якого якої яких яким якому я є".split()
 )
-_UK_WORDS = frozenset("і та що це як або якщо щоб від також тому але вже буде є ці цей їх".split())
-_RU_WORDS = frozenset(
-    "и что это как или если чтобы от также поэтому но уже будет эти этот их".split()
-)
-_CYRILLIC_WORD_RE = re.compile("[\u0400-\u052f]+(?:'[\u0400-\u052f]+)*")
-
-_CACHE_SIZE = 1 << 18
+_UK_WORDS = frozenset("і та що це як або якщо щоб від також тому але вже буде є ці цей".split())
+_RU_WORDS = frozenset("и что это как или если чтобы от также поэтому но уже будет эти этот".split())
 
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """One index term with its place in the original text."""
+    """One index term with the place of its word in the original text."""
 
     term: str
-    start: int  # character offset of the word in the text
+    start: int  # character offsets of the word (or CJK bigram) in the text
     end: int
     position: int
 
 
-# --- stemmers and lemmatisers (built on first use, shared by threads) -------------------
+class _Word(NamedTuple):
+    """What one token of the text yields: its terms, and where each part sits in it."""
+
+    terms: tuple[str, ...]  # the joined term (if any) first, then the kept parts
+    joined: str | None
+    parts: tuple[tuple[str | None, int, int], ...]  # (term or None for a stop word, start, end)
+
+
+# --- stemmers and lemmatisers: built on first use, shared by threads ---------------------
 
 
 class _Locked:
@@ -128,12 +143,14 @@ class _Locked:
 @cache
 def _snowball(language: str) -> _Locked:
     stemmer: Any = Stemmer.Stemmer(language)
-    stemmer.maxCacheSize = 0  # we cache per word ourselves
+    stemmer.maxCacheSize = 0  # cached per word below
     return _Locked(stemmer.stemWord)
 
 
 @cache
 def _ukrainian_lemmatiser() -> _Locked:
+    import pymorphy3  # type: ignore[import-untyped]  # 25 ms to import, 0.35 s to load: on first use
+
     morph: Any = pymorphy3.MorphAnalyzer(lang="uk")
     return _Locked(lambda word: str(morph.parse(word)[0].normal_form))
 
@@ -143,43 +160,19 @@ def _stem_ru(word: str) -> str:
 
 
 def _stem_uk(word: str) -> str:
-    """Light-stem the dictionary lemma: lemmas fix stem alternations, the stemmer
-    folds what is left (unknown words, aspect pairs) and keeps the output close to
-    the Russian stems, so a word read in the wrong Cyrillic language still meets
-    its other forms."""
+    # The lemma undoes stem alternations; the light stemmer then folds what the
+    # dictionary left (unknown words, aspect pairs) and keeps terms close to the
+    # Russian stems, so a word read in the wrong language still meets its forms.
     return ukrainian.stem(_ukrainian_lemmatiser()(word))
 
 
-# --- one word ------------------------------------------------------------------------
+# --- words -------------------------------------------------------------------------
 
 
 def _clean(word: str) -> str:
     if not word.isascii():
-        word = unicodedata.normalize("NFC", word).translate(_DROP)
-    return word.lower().translate(_APOSTROPHES)
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _part(word: str, cyrillic: str | None) -> tuple[str, bool]:
-    """Return (term, is_stop_word) for one word without joiners."""
-    word = _clean(word)
-    if word.isascii():
-        if word.isdigit():
-            return word, False
-        if word in EN_STOP:
-            return word, True
-        if word.endswith("'s"):
-            word = word[:-2]
-        word = word.replace("'", "")
-        return _snowball("english")(word), word in EN_STOP
-    if _CYRILLIC_RE.search(word):
-        lang = _cyrillic_language_of(word, cyrillic)
-        if word in (UK_STOP if lang == "uk" else RU_STOP):
-            return word, True
-        return (_stem_uk(word) if lang == "uk" else _stem_ru(word)), False
-    if _LATIN_RE.search(word):
-        return _snowball("english")(word), word in EN_STOP
-    return word, False
+        word = unicodedata.normalize("NFC", word).translate(_DROP).translate(_APOSTROPHES)
+    return word.lower()
 
 
 def _cyrillic_language_of(word: str, context: str | None) -> str:
@@ -191,26 +184,38 @@ def _cyrillic_language_of(word: str, context: str | None) -> str:
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _word_terms(word: str, cyrillic: str | None) -> tuple[str, ...]:
-    """Terms of one token: the joined identifier (if any) first, then its kept parts."""
-    parts = _PART_RE.findall(word)
-    if len(parts) == 1:
-        term, stop = _part(word, cyrillic)
-        return () if stop else (term,)
-    analysed = [_part(p, cyrillic) for p in parts]
-    kept = tuple(term for term, stop in analysed if not stop)
-    if not kept:
-        return ()
-    joined = _join(word, [term for term, _ in analysed])
-    return (joined, *kept)
+def _part(word: str, cyrillic: str | None) -> tuple[str, bool]:
+    """Return (term, is_stop_word) for one word without joiners."""
+    word = _clean(word)
+    if word.isascii():
+        if word.isdigit():
+            return word, False
+        if word in EN_STOP:
+            return word, True
+        word = word.removesuffix("'s").replace("'", "")
+        return _snowball("english")(word), word in EN_STOP
+    if _CYRILLIC_RE.search(word):
+        if _cyrillic_language_of(word, cyrillic) == "uk":
+            return _stem_uk(word), word in UK_STOP
+        word = word.replace("ё", "е")
+        return _stem_ru(word), word in RU_STOP
+    if _LATIN_RE.search(word):
+        return _snowball("english")(word), word in EN_STOP
+    return word, False
 
 
-def _join(word: str, terms: list[str]) -> str:
-    seps = _PART_RE.split(word)[1:-1]
-    out = [terms[0]]
-    for sep, term in zip(seps, terms[1:], strict=True):
-        out += (sep, term)
-    return "".join(out).replace("‐", "-").replace("‑", "-")
+@lru_cache(maxsize=_CACHE_SIZE)
+def _word(word: str, cyrillic: str | None) -> _Word:
+    spans = [(m.group(), m.start(), m.end()) for m in _PART_RE.finditer(word)]
+    analysed = [(*_part(text, cyrillic), start, end) for text, start, end in spans]
+    parts = tuple((None if stop else term, start, end) for term, stop, start, end in analysed)
+    kept = tuple(term for term, _, _ in parts if term is not None)
+    if len(parts) == 1 or not kept:
+        return _Word(kept, None, parts)
+    joined = [analysed[0][0]]
+    for (_, _, _, prev_end), (term, _, start, _) in pairwise(analysed):
+        joined += (word[prev_end:start].translate(_HYPHENS), term)
+    return _Word(("".join(joined), *kept), "".join(joined), parts)
 
 
 def _bigrams(run: str) -> Iterator[tuple[str, int]]:
@@ -224,11 +229,11 @@ def _bigrams(run: str) -> Iterator[tuple[str, int]]:
 
 
 def _cyrillic_context(text: str, lang: str | None) -> str | None:
-    """The language Cyrillic words of ``text`` belong to, or None if nothing tells.
+    """The language the Cyrillic words of ``text`` are read in, or None if nothing tells.
 
-    Evidence: letters only one of the two alphabets has, then (when the letters
-    tie, as in short queries) Ukrainian apostrophes and ``-ння`` nouns against
-    Russian ``-ие``/``-ия`` endings, and frequent function words.
+    Evidence: letters only one alphabet has; when they tie (short queries),
+    Ukrainian apostrophes and ``-ння`` nouns against Russian ``-ие``/``-ия``
+    endings, and frequent function words.
     """
     if lang in ("ru", "uk"):
         return lang
@@ -245,27 +250,25 @@ def _cyrillic_context(text: str, lang: str | None) -> str | None:
 
 
 def detect_language(text: str) -> str:
-    """Return "en", "ru", "uk", "cjk" or "other": the dominant script's language.
+    """Return "en", "ru", "uk", "cjk" or "other": the language of the dominant script.
 
-    Latin script counts as English (memhub does not tell other Latin languages
-    apart); Cyrillic is Ukrainian or Russian by their own letters (і ї є ґ vs
-    ы э ъ ё), then by apostrophes, typical endings and function words, and
-    Russian when nothing tells.
+    Latin script counts as English (memhub does not tell Latin languages apart).
+    Cyrillic is Ukrainian or Russian by the evidence ``analyze`` uses, and
+    Russian when nothing tells. No letters at all is "other".
     """
     counts = {
-        "latin": len(_LATIN_RE.findall(text)),
+        "en": len(_LATIN_RE.findall(text)),
         "cyrillic": len(_CYRILLIC_RE.findall(text)),
-        "cjk": 2 * len(_CJK_RE.findall(text)),
+        "cjk": len(_CJK_RE.findall(text)),
     }
-    counts["other"] = len(_LETTER_RE.findall(text)) - sum(counts.values()) + counts["cjk"] // 2
-    script = max(counts, key=lambda k: counts[k])
-    if counts[script] == 0:
+    counts["other"] = len(_LETTER_RE.findall(text)) - sum(counts.values())
+    counts["cjk"] *= 2  # a CJK character carries about as much as a short word
+    script = max(counts, key=counts.__getitem__)
+    if counts[script] <= 0:
         return "other"
-    if script == "latin":
-        return "en"
-    if script == "cjk" or script == "other":
-        return script
-    return _cyrillic_context(text, None) or "ru"
+    if script == "cyrillic":
+        return _cyrillic_context(text, None) or "ru"
+    return script
 
 
 # --- public API ---------------------------------------------------------------------
@@ -274,22 +277,25 @@ def detect_language(text: str) -> str:
 def analyze(text: str, lang: str | None = None) -> list[str]:
     """Return the index terms of ``text`` in order (documents and queries alike).
 
-    ``lang`` ("ru" or "uk") only settles which Cyrillic language ambiguous words
-    are read in; by default the text itself decides. Latin words are always
-    English, whatever ``lang`` says.
+    ``lang`` "ru" or "uk" settles which language Cyrillic words without telltale
+    letters are read in; otherwise the text decides. Latin words are English.
     """
     cyrillic = _cyrillic_context(text, lang) if _CYRILLIC_RE.search(text) else None
     out: list[str] = []
     for cjk, word in _TOKEN_RE.findall(text):
         if word:
-            out.extend(_word_terms(word, cyrillic))
+            out.extend(_word(word, cyrillic).terms)
         else:
             out.extend(bigram for bigram, _ in _bigrams(cjk))
     return out
 
 
 def tokens(text: str, lang: str | None = None) -> list[Token]:
-    """Return the terms of ``analyze(text, lang)`` with offsets and positions."""
+    """Return the terms of ``analyze(text, lang)`` with offsets and positions.
+
+    A joined term (``go-api``) shares the position of its first part; stop
+    words leave a gap.
+    """
     cyrillic = _cyrillic_context(text, lang) if _CYRILLIC_RE.search(text) else None
     out: list[Token] = []
     position = 0
@@ -301,14 +307,12 @@ def tokens(text: str, lang: str | None = None) -> list[Token]:
                 out.append(Token(bigram, start + offset, start + offset + len(bigram), position))
                 position += 1
             continue
-        terms = _word_terms(word, cyrillic)
-        parts = list(_PART_RE.finditer(word))
-        if len(parts) > 1 and terms:
-            out.append(Token(terms[0], start, match.end(), position))
-        for part in parts:
-            term, stop = _part(part.group(), cyrillic)
-            if not stop:
-                out.append(Token(term, start + part.start(), start + part.end(), position))
+        analysed = _word(word, cyrillic)
+        if analysed.joined is not None:
+            out.append(Token(analysed.joined, start, match.end(), position))
+        for term, part_start, part_end in analysed.parts:
+            if term is not None:
+                out.append(Token(term, start + part_start, start + part_end, position))
             position += 1
     return out
 
@@ -316,44 +320,44 @@ def tokens(text: str, lang: str | None = None) -> list[Token]:
 def highlight(text: str, terms: set[str], lang: str | None = None, max_chars: int = 200) -> str:
     """Return a snippet of ``text`` around the densest cluster of matching words.
 
-    A word matches when one of its analysed terms is in ``terms`` (pass the
-    query's ``analyze`` output). Matches are wrapped in ``**…**``; the snippet
-    keeps the original wording, collapses whitespace and marks cuts with "…".
+    A word matches when one of its terms is in ``terms`` (pass the query's
+    ``analyze`` output). Matches are wrapped in ``**…**``; the rest is the
+    original wording with whitespace collapsed, and "…" marks a cut.
     """
     hits = [t for t in tokens(text, lang) if t.term in terms]
     start, end = _window(text, hits, max_chars)
     spans = _merge([(t.start, t.end) for t in hits if start <= t.start and t.end <= end])
-    out, cursor = [], start
-    for s, e in spans:
-        out += (_plain(text[cursor:s]), "**", _plain(text[s:e]), "**")
-        cursor = e
+    out: list[str] = []
+    cursor = start
+    for span_start, span_end in spans:
+        out += (_plain(text[cursor:span_start]), "**", _plain(text[span_start:span_end]), "**")
+        cursor = span_end
     out.append(_plain(text[cursor:end]))
     snippet = "".join(out).strip()
     return ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
 
 
 def _window(text: str, hits: list[Token], max_chars: int) -> tuple[int, int]:
-    """Pick the max_chars-wide stretch with the most distinct, then most, matches."""
-    best: tuple[int, int, int] = (0, 0, 0)  # (distinct terms, matches, index of first)
-    for i, first in enumerate(hits):
-        inside = [t for t in hits[i:] if t.end - first.start <= max_chars]
-        score = (len({t.term for t in inside}), len(inside), -i)
-        if score > (best[0], best[1], -best[2]):
-            best = (score[0], score[1], i)
+    """The stretch of at most max_chars with the most distinct, then most, matches."""
     if not hits:
         return 0, _snap_end(text, min(len(text), max_chars), 0)
-    first = hits[best[2]]
-    last = max(
-        (t.end for t in hits[best[2] :] if t.end - first.start <= max_chars), default=first.end
-    )
-    slack = max_chars - (last - first.start)
+    best, best_score = 0, (0, 0)
+    for i, first in enumerate(hits):
+        inside = [t for t in hits[i:] if t.end - first.start <= max_chars]
+        score = (len({t.term for t in inside}), len(inside))
+        if score > best_score:
+            best, best_score = i, score
+    first = hits[best]
+    last = max(t.end for t in hits[best:] if t.end - first.start <= max_chars)
+    last = max(last, first.end)
+    slack = max(0, max_chars - (last - first.start))
     start = max(0, min(first.start - slack // 3, len(text) - max_chars))
     end = min(len(text), start + max_chars)
     return _snap_start(text, start, first.start), _snap_end(text, end, last)
 
 
 def _snap_start(text: str, start: int, limit: int) -> int:
-    """Move ``start`` forward to a word boundary, never past ``limit``."""
+    """Move ``start`` forward to the start of a word, never past ``limit``."""
     if start == 0 or text[start - 1].isspace():
         return start
     space = re.search(r"\s", text[start:limit])
@@ -361,23 +365,23 @@ def _snap_start(text: str, start: int, limit: int) -> int:
 
 
 def _snap_end(text: str, end: int, limit: int) -> int:
-    """Move ``end`` back to a word boundary, never before ``limit``."""
+    """Move ``end`` back to the end of a word, never before ``limit``."""
     if end >= len(text) or text[end].isspace():
         return end
-    cut = max(text.rfind(" ", limit, end), text.rfind("\n", limit, end))
-    return cut if cut > limit else max(end, limit) if cut < 0 else limit
+    space = max(text.rfind(" ", limit, end), text.rfind("\n", limit, end))
+    return space if space > limit else max(end, limit) if space < 0 else limit
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
-    for s, e in sorted(spans):
-        if merged and s < merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            merged.append((s, e))
+            merged.append((start, end))
     return merged
 
 
 def _plain(chunk: str) -> str:
-    """Collapse whitespace and drop markdown bold markers from original text."""
+    """Original text with whitespace collapsed and markdown bold markers dropped."""
     return re.sub(r"\s+", " ", chunk.replace("**", ""))

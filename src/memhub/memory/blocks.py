@@ -410,6 +410,9 @@ def _split_transcript(path: str, text: str) -> list[Block]:
             continue
         speaker = turn.get("speaker") or turn.get("role")
         turn_id = turn.get("dia_id") or turn.get("id") or turn.get("turn_id")
+        when = (
+            turn.get("date_time") or turn.get("date") or turn.get("time") or turn.get("timestamp")
+        )
         blocks.append(
             Block(
                 path=path,
@@ -422,7 +425,8 @@ def _split_transcript(path: str, text: str) -> list[Block]:
                 line_end=n + 1,
                 turn_id=str(turn_id) if turn_id is not None else None,
                 speaker=str(speaker) if speaker else None,
-                timestamp=_parse_time(str(turn.get("time") or turn.get("timestamp") or "")),
+                timestamp=_parse_time(str(when)) if when else None,
+                meta={"when": str(when)} if when else {},
             )
         )
     return blocks

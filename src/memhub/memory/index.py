@@ -40,7 +40,11 @@ REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of repl
 CONTEXT_NEIGHBOURS = 2  # turns before and after a turn that go into its context field
 STRENGTH_WEIGHT = {"High": 0.828, "Medium": 0.297}  # log2(2 + w): x1.5, x1.2
 
-FIELD_BOOSTS = {"text": 1.0, "heading": 0.6, "context": 0.35}
+# Measured on LoCoMo (bench/locomo.py): text, the neighbouring turns at 0.7 as a
+# per-term disjunction-max with tie 0.3, and names matched against speakers only.
+TEXT_FIELDS = {"text": 1.0, "context": 0.7, "heading": 0.5}
+TIE_BREAKER = 0.3
+SPEAKER_BOOST = 2.0
 
 
 def _schema() -> tantivy.Schema:
@@ -48,7 +52,7 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("path", stored=True, tokenizer_name="raw")
     builder.add_text_field("prefixes", stored=False, tokenizer_name="raw")
     builder.add_text_field("file_kind", stored=False, tokenizer_name="raw")
-    for name in FIELD_BOOSTS:
+    for name in (*TEXT_FIELDS, "speaker"):
         builder.add_text_field(name, stored=False, tokenizer_name="raw", index_option="position")
     builder.add_integer_field("always_load", indexed=True, fast=True)
     builder.add_integer_field("date", indexed=True, fast=True)
@@ -126,12 +130,13 @@ def block_documents(blocks: list[Block], revision: Revision) -> Iterator[tantivy
         for prefix in _prefixes(block.path):
             doc.add_text("prefixes", prefix)
         doc.add_text("file_kind", block.file_kind)
-        doc.add_pre_tokenized_text("text", _pretokenized(block.text, lang))
-        heading = " / ".join(block.heading)
+        when = block.meta.get("when")
+        text = f"{block.text} ({when})" if when else block.text
+        doc.add_pre_tokenized_text("text", _pretokenized(text, lang))
         if block.speaker:
-            heading = f"{heading} {block.speaker}".strip()
-        if heading:
-            doc.add_pre_tokenized_text("heading", _pretokenized(heading, lang))
+            doc.add_pre_tokenized_text("speaker", _pretokenized(block.speaker, lang))
+        elif block.heading:
+            doc.add_pre_tokenized_text("heading", _pretokenized(" / ".join(block.heading), lang))
         context = _context_of(blocks, i)
         if context:
             doc.add_pre_tokenized_text("context", _pretokenized(context, lang))
@@ -165,7 +170,7 @@ def _context_of(blocks: list[Block], i: int) -> str:
     if blocks[i].kind != "turn":
         return ""
     lo, hi = max(0, i - CONTEXT_NEIGHBOURS), min(len(blocks), i + CONTEXT_NEIGHBOURS + 1)
-    return "\n".join(blocks[j].text for j in range(lo, hi) if j != i)
+    return "\n".join(blocks[j].text for j in range(lo, hi) if j != i and blocks[j].kind == "turn")
 
 
 def decode_text(data: bytes, content_type: str) -> str | None:
@@ -307,7 +312,8 @@ class WorkspaceIndex:
         """Top hits for ``query`` (after ``offset``), the query's terms, the match count."""
         filters = filters or SearchFilters()
         terms = analyze(query)
-        text_query = _text_query(terms)
+        searcher = self.index.searcher()
+        text_query = _text_query(searcher, terms)
         musts = _filter_queries(filters)
         if text_query is None and not musts:
             return [], set(terms), 0
@@ -315,7 +321,6 @@ class WorkspaceIndex:
         if text_query is not None:
             clauses.append((tantivy.Occur.Must, text_query))
         final = tantivy.Query.boolean_query(clauses)
-        searcher = self.index.searcher()
         result = (
             searcher.search(final, limit=k, offset=offset, count=True, weight_by_field="weight")
             if text_query is not None
@@ -342,23 +347,37 @@ class WorkspaceIndex:
                     date=data["date"],
                 )
             )
-        return hits, set(terms), int(result.count or 0)
+        return hits, set(terms), int(getattr(result, "count", 0) or 0)
 
     def num_docs(self) -> int:
         return int(self.index.searcher().num_docs)
 
 
-def _text_query(terms: list[str]) -> tantivy.Query | None:
+def _text_query(searcher: tantivy.Searcher, terms: list[str]) -> tantivy.Query | None:
+    """Each term: a name of a speaker → the speaker field; otherwise the best of the
+    text fields (disjunction max). Repeated terms weigh more."""
     if not terms:
         return None
     weights: dict[str, float] = {}
     for term in terms:
         weights[term] = weights.get(term, 0.0) + 1.0
     clauses = []
-    for field, boost in FIELD_BOOSTS.items():
-        for term, weight in weights.items():
-            query = tantivy.Query.term_query(SCHEMA, field, term, index_option="freq")
-            clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(query, boost * weight)))
+    for term, weight in weights.items():
+        if searcher.doc_freq("speaker", term) > 0:
+            query = tantivy.Query.term_query(SCHEMA, "speaker", term, index_option="freq")
+            clauses.append(
+                (tantivy.Occur.Should, tantivy.Query.boost_query(query, SPEAKER_BOOST * weight))
+            )
+            continue
+        per_field = [
+            tantivy.Query.boost_query(
+                tantivy.Query.term_query(SCHEMA, field, term, index_option="freq"), boost * weight
+            )
+            for field, boost in TEXT_FIELDS.items()
+        ]
+        clauses.append(
+            (tantivy.Occur.Should, tantivy.Query.disjunction_max_query(per_field, TIE_BREAKER))
+        )
     return tantivy.Query.boolean_query(clauses)
 
 
