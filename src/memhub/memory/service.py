@@ -1,0 +1,67 @@
+"""The memory layer's one entry point: search, context and index upkeep for a workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from memhub.errors import BadRequest
+from memhub.memory.analyzer import highlight
+from memhub.memory.context import Context, ContextAssembler
+from memhub.memory.index import SearchFilters, SearchIndex
+from memhub.store import Store
+
+MAX_K = 200
+
+
+class Memory:
+    def __init__(self, store: Store, index_dir: Path) -> None:
+        self.store = store
+        self.index = SearchIndex(index_dir, store)
+        self.assembler = ContextAssembler(store, self.index)
+
+    def search(
+        self,
+        workspace: str,
+        query: str,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        filters: SearchFilters | None = None,
+    ) -> dict[str, Any]:
+        if not 1 <= k <= MAX_K:
+            raise BadRequest(f"k must be between 1 and {MAX_K}")
+        if offset < 0:
+            raise BadRequest("offset must not be negative")
+        if len(query) > 10_000:
+            raise BadRequest("the query is limited to 10,000 characters")
+        index = self.index.current(workspace)
+        hits, terms, total = index.search(query, k=k, offset=offset, filters=filters)
+        return {
+            "query": query,
+            "total": total,
+            "offset": offset,
+            "results": [h.to_dict(highlight(h.text, terms)) for h in hits],
+        }
+
+    def context(
+        self,
+        workspace: str,
+        conversation: list[dict[str, Any]],
+        *,
+        depth: str = "basic",
+        max_tokens: int = 8000,
+    ) -> Context:
+        return self.assembler.assemble(workspace, conversation, depth=depth, max_tokens=max_tokens)
+
+    def rebuild(self, workspace: str) -> dict[str, Any]:
+        files = self.index.rebuild(workspace)
+        index = self.index.workspace(workspace)
+        return {"files": files, "blocks": index.num_docs(), "rev": index.applied_rev}
+
+    def status(self, workspace: str) -> dict[str, Any]:
+        index = self.index.current(workspace)
+        return {"blocks": index.num_docs(), "rev": index.applied_rev}
+
+    def close(self) -> None:
+        self.index.close()
