@@ -144,7 +144,9 @@ class Metadata:
         self, table: Table, values: Sequence[dict[str, Any]] | dict[str, Any]
     ) -> Insert:
         module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
-        return cast(Insert, module.insert(table).values(values).on_conflict_do_nothing())
+        stmt = module.insert(table).values(values).on_conflict_do_nothing()
+        # psycopg reports rowcount -1 for INSERTs unless asked; callers rely on 0/1
+        return cast(Insert, stmt.execution_options(preserve_rowcount=True))
 
     def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str]) -> Insert:
         module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect

@@ -195,6 +195,10 @@ class Store:
         """Store ``data`` (bytes or a binary stream, read in bounded pieces) as a new revision."""
         path = normalize_path(path)
         ws_id = self.workspace_id(workspace)
+        if precondition != Precondition():
+            # fail fast, before any bytes are written (checked again when committing)
+            with self.meta.read() as conn:
+                precondition.check(path, self._current(conn, workspace, ws_id, path))
         content = self._write_chunks(data, max_bytes)
         return self._commit(
             workspace,
