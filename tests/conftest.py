@@ -47,6 +47,10 @@ def service_unavailable(reason: str) -> NoReturn:
 # -- PostgreSQL ---------------------------------------------------------------------
 
 
+def postgres_server_url() -> str:
+    return os.environ.get("MEMHUB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
 @contextmanager
 def throwaway_database(server_url: str) -> Iterator[str]:
     """Create ``memhub_test_<hex>`` on ``server_url``, yield its URL, then drop it."""
@@ -55,14 +59,17 @@ def throwaway_database(server_url: str) -> Iterator[str]:
     from sqlalchemy.engine import make_url
 
     name = f"memhub_test_{uuid.uuid4().hex[:16]}"
+    server = make_url(server_url).set(drivername="postgresql")  # psycopg takes no "+driver"
     try:
-        admin = psycopg.connect(server_url, autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(
+            server.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+        )
     except psycopg.OperationalError as exc:
         service_unavailable(f"PostgreSQL at {server_url} is unreachable: {exc}")
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+            yield server.set(database=name).render_as_string(hide_password=False)
         finally:
             # Tests dispose their engines; terminate whatever a failed test left open.
             admin.execute(
@@ -76,14 +83,14 @@ def throwaway_database(server_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this session's own (``postgresql://…/memhub_test_<hex>``)."""
-    with throwaway_database(os.environ.get("MEMHUB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)) as url:
+    with throwaway_database(postgres_server_url()) as url:
         yield url
 
 
 @pytest.fixture
 def fresh_postgres_url() -> Iterator[str]:
     """A database of this test's own, for tests that must see an empty server."""
-    with throwaway_database(os.environ.get("MEMHUB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)) as url:
+    with throwaway_database(postgres_server_url()) as url:
         yield url
 
 

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024**3
     chunk_size: int = 4 * 1024**2
     max_chunk_bytes: int = 16 * 1024**2
+    index_dir: Path | None = None
+    node_id: str | None = None
     metrics_public: bool = True
     log_level: str = "info"
 
@@ -53,7 +55,7 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit: int = Field(default=100, ge=1)
     rate_window_seconds: float = Field(default=60.0, gt=0)
-    rate_limit_scopes: str | None = None
+    rate_limit_scopes: str | None = "write=600,admin=3000"
     redis_url: str | None = None
     rate_limit_on_redis_failure: Literal["fallback", "refuse"] = "fallback"
     trusted_proxies: str | None = None

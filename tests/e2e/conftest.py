@@ -48,6 +48,7 @@ def child_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
     env["HOME"] = str(home)
     env["COLUMNS"] = "200"  # rich wraps stderr at 80 columns without a terminal
     env["PYTHONUNBUFFERED"] = "1"
+    env["MEMHUB_RATE_LIMIT_ENABLED"] = "false"  # these tests are not about rate limits
     env.update(extra or {})
     return env
 
@@ -63,8 +64,17 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def key(self) -> str:
+        """The local admin key ``memhub serve`` created in its data dir."""
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
     def client(self, timeout: float = 30.0) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=timeout)
+        return httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.auth)
 
     @property
     def running(self) -> bool:

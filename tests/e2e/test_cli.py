@@ -73,7 +73,7 @@ def test_serve_refuses_to_bind_beyond_loopback(memhub_cli: Any, tmp_path: Path, 
     assert result.returncode != 0
     message = " ".join((result.stdout + result.stderr).split())
     assert "refusing to bind" in message
-    assert "no authentication" in message
+    assert "MEMHUB_JWT_SECRET" in message
     assert not data_dir.exists(), "it opened a store before refusing"
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass

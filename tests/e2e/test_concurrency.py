@@ -65,12 +65,12 @@ def increment(http: httpx.Client) -> int:
     pytest.fail("an increment never got through")
 
 
-def run_clients(base_urls: list[str]) -> int:
+def run_clients(servers: list[Any]) -> int:
     """8 threads, each with its own httpx.Client, spread round-robin over the servers."""
     start = threading.Barrier(CLIENTS)
 
     def client(index: int) -> int:
-        with httpx.Client(base_url=base_urls[index % len(base_urls)], timeout=60.0) as http:
+        with servers[index % len(servers)].client(timeout=60.0) as http:
             start.wait(timeout=60)
             return sum(increment(http) for _ in range(INCREMENTS))
 
@@ -78,9 +78,9 @@ def run_clients(base_urls: list[str]) -> int:
         return sum(pool.map(client, range(CLIENTS)))
 
 
-def assert_counted_exactly(base_url: str, workspace: str = "default") -> None:
+def assert_counted_exactly(server: Any, workspace: str = "default") -> None:
     total = CLIENTS * INCREMENTS
-    with httpx.Client(base_url=base_url, timeout=60.0) as http:
+    with server.client(timeout=60.0) as http:
         final = http.get(f"/blob/{COUNTER}")
         assert final.status_code == 200
         assert int(final.content) == total, "increments were lost"
@@ -106,8 +106,8 @@ def assert_counted_exactly(base_url: str, workspace: str = "default") -> None:
 @pytest.mark.slow
 def test_no_lost_increments_sqlite(memhub_server: Any) -> None:
     server = memhub_server()
-    conflicts = run_clients([server.base_url])
-    assert_counted_exactly(server.base_url)
+    conflicts = run_clients([server])
+    assert_counted_exactly(server)
     assert conflicts > 0, "the clients never raced, so this proved nothing"
 
 
@@ -115,8 +115,8 @@ def test_no_lost_increments_sqlite(memhub_server: Any) -> None:
 @pytest.mark.postgres
 def test_no_lost_increments_postgres(memhub_server: Any, fresh_postgres_url: str) -> None:
     server = memhub_server(env={"MEMHUB_DATABASE_URL": fresh_postgres_url})
-    assert run_clients([server.base_url]) > 0
-    assert_counted_exactly(server.base_url)
+    assert run_clients([server]) > 0
+    assert_counted_exactly(server)
 
 
 @pytest.mark.slow
@@ -132,9 +132,9 @@ def test_no_lost_increments_two_servers_postgres_s3(
     }
     first = memhub_server(env=env)
     second = memhub_server(env=env)
-    assert run_clients([first.base_url, second.base_url]) > 0
-    assert_counted_exactly(first.base_url)
-    assert_counted_exactly(second.base_url)
+    assert run_clients([first, second]) > 0
+    assert_counted_exactly(first)
+    assert_counted_exactly(second)
 
     # The bytes are in the shared bucket, not on either server's disk
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")

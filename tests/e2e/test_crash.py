@@ -42,9 +42,9 @@ class Writer:
     pending: tuple[str, str] | None = None  # sent, not acknowledged when the server died
     unexpected: list[str] = field(default_factory=list)
 
-    def run(self, base_url: str, stop: threading.Event, seed: int) -> None:
+    def run(self, server: Any, stop: threading.Event, seed: int) -> None:
         rng = random.Random(seed)
-        with httpx.Client(base_url=base_url, timeout=30.0) as http:
+        with server.client(timeout=30.0) as http:
             while not stop.is_set():
                 path = f"writer-{self.index}/file-{rng.randrange(PATHS_PER_WRITER)}.bin"
                 size = rng.choice((0, 1, 100, 5000, CHUNK_SIZE, 3 * CHUNK_SIZE + 17))
@@ -70,8 +70,7 @@ def write_until_killed(server: Any, writers: list[Writer], after: float, cycle: 
     stop = threading.Event()
     before = sum(len(w.revisions) for w in writers)
     threads = [
-        threading.Thread(target=w.run, args=(server.base_url, stop, cycle * 100 + w.index))
-        for w in writers
+        threading.Thread(target=w.run, args=(server, stop, cycle * 100 + w.index)) for w in writers
     ]
     for thread in threads:
         thread.start()

@@ -60,7 +60,6 @@ def test_readme_session_step_by_step(http: httpx.Client) -> None:
     created = http.put(
         "/blob/test/file.txt",
         headers={
-            "Authorization": "Bearer YOUR_TOKEN",
             "Content-MD5": "new",
             "Content-Type": "text/plain",
         },
@@ -76,7 +75,7 @@ def test_readme_session_step_by_step(http: httpx.Client) -> None:
     assert again.json()["context"]["current_md5"] == md5(HELLO)
 
     # Read file: the bytes, ETag (quoted md5), Last-Modified, Content-Type
-    read = http.get("/blob/test/file.txt", headers={"Authorization": "Bearer YOUR_TOKEN"})
+    read = http.get("/blob/test/file.txt")
     assert read.status_code == 200
     assert read.content == HELLO
     assert read.headers["etag"] == f'"{md5(HELLO)}"'
@@ -84,7 +83,7 @@ def test_readme_session_step_by_step(http: httpx.Client) -> None:
     assert_recent(parsedate_to_datetime(read.headers["last-modified"]))
 
     # Get sync index
-    index = http.get("/sync", headers={"Authorization": "Bearer YOUR_TOKEN"})
+    index = http.get("/sync")
     assert index.status_code == 200
     body = index.json()
     assert set(body) == {"files", "index_last_modified"}
@@ -96,7 +95,7 @@ def test_readme_session_step_by_step(http: httpx.Client) -> None:
     assert_recent(parse_iso_millis(body["index_last_modified"]))
 
     # Delete file: 204, then it reads as absent, the index keeps a tombstone
-    deleted = http.delete("/blob/test/file.txt", headers={"Authorization": "Bearer YOUR_TOKEN"})
+    deleted = http.delete("/blob/test/file.txt")
     assert deleted.status_code == 204
     assert deleted.content == b""
     assert http.get("/blob/test/file.txt").status_code == 404
@@ -170,9 +169,11 @@ def curl(*args: str) -> tuple[int, bytes]:
     return int(status), body
 
 
-def readme_curl(base_url: str, command: str) -> tuple[int, bytes]:
-    """One command of the README, run by bash as written, against ``base_url``."""
-    command = command.replace("http://localhost:8000", base_url)
+def readme_curl(server: Any, command: str) -> tuple[int, bytes]:
+    """One command of the README, run by bash as written, against ``server`` with its
+    real key in place of YOUR_TOKEN."""
+    command = command.replace("http://localhost:8000", server.base_url)
+    command = command.replace("YOUR_TOKEN", server.key)
     result = subprocess.run(
         ["bash", "-c", command + " --silent --show-error --write-out '\\n%{http_code}'"],
         capture_output=True, timeout=60, check=False,
@@ -198,37 +199,40 @@ README_DELETE = """curl -X DELETE http://localhost:8000/blob/test/file.txt \\
 def test_readme_curl_commands(server: Any) -> None:
     import json
 
-    status, body = readme_curl(server.base_url, README_HEALTH)
+    status, body = readme_curl(server, README_HEALTH)
     assert (status, json.loads(body)) == (200, {"status": "ok", "storage": "connected"})
 
-    status, _ = readme_curl(server.base_url, README_PUT)
+    status, _ = readme_curl(server, README_PUT)
     assert status == 201
-    status, _ = readme_curl(server.base_url, README_PUT)  # "new" again: it exists now
+    status, _ = readme_curl(server, README_PUT)  # "new" again: it exists now
     assert status == 412
 
-    status, body = readme_curl(server.base_url, README_GET)
+    status, body = readme_curl(server, README_GET)
     assert (status, body) == (200, HELLO)
 
-    status, body = readme_curl(server.base_url, README_SYNC)
+    status, body = readme_curl(server, README_SYNC)
     assert status == 200
     assert json.loads(body)["files"]["test/file.txt"]["md5"] == md5(HELLO)
 
-    status, _ = readme_curl(server.base_url, README_DELETE)
+    status, _ = readme_curl(server, README_DELETE)
     assert status == 204
-    status, _ = readme_curl(server.base_url, README_GET)
+    status, _ = readme_curl(server, README_GET)
     assert status == 404
-    status, body = readme_curl(server.base_url, README_SYNC)
+    status, body = readme_curl(server, README_SYNC)
     assert json.loads(body)["files"]["test/file.txt"]["is_deleted"] is True
 
 
 def test_curl_path_as_is_dot_dot_is_refused(server: Any) -> None:
-    status, body = curl("--path-as-is", f"{server.base_url}/blob/a/../b")
+    auth = ("-H", f"Authorization: Bearer {server.key}")
+    status, body = curl(*auth, "--path-as-is", f"{server.base_url}/blob/a/../b")
     assert status == 400
     assert b"INVALID_PATH" in body
-    status, _ = curl("--path-as-is", "-X", "PUT", "-d", "x", f"{server.base_url}/blob/a/../b")
+    status, _ = curl(
+        *auth, "--path-as-is", "-X", "PUT", "-d", "x", f"{server.base_url}/blob/a/../b"
+    )
     assert status == 400
     # Nothing was written under any spelling of the path
-    status, body = curl(f"{server.base_url}/sync")
+    status, body = curl(*auth, f"{server.base_url}/sync")
     assert status == 200
     assert b'"files":{}' in body.replace(b" ", b"")
 

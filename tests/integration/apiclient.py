@@ -59,12 +59,23 @@ def _template_database() -> Path:
 
 
 def build_app(data_dir: Path, **settings: Any) -> FastAPI:
-    """The app over ``data_dir`` (SQLite there unless ``database_url`` is given)."""
+    """The app over ``data_dir`` (SQLite there unless ``database_url`` is given), with an
+    admin key of the default workspace in ``app.state.test_key``. Rate limits are off
+    unless a test turns them on: these tests are about everything else."""
     database = data_dir / "memhub.db"
     if "database_url" not in settings and not database.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_template_database(), database)
-    return create_app(Settings(data_dir=data_dir, **settings))
+    settings.setdefault("rate_limit_enabled", False)
+    app = create_app(Settings(data_dir=data_dir, **settings))
+    app.state.test_key = app.state.keys.create(
+        app.state.default_workspace, ["read", "write", "admin"]
+    )[0]
+    return app
+
+
+def auth_headers(app: FastAPI) -> dict[str, str]:
+    return {"authorization": f"Bearer {app.state.test_key}"}
 
 
 @contextmanager
@@ -73,7 +84,9 @@ def api_client(
 ) -> Iterator[TestClient]:
     """A client of a fresh app whose data lives in ``data_dir`` (lifespan running)."""
     app = build_app(data_dir, **settings)
-    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
+    with TestClient(
+        app, raise_server_exceptions=raise_server_exceptions, headers=auth_headers(app)
+    ) as client:
         yield client
 
 
@@ -125,6 +138,11 @@ def asgi_request(
             (b"host", b"testserver"),
             (b"content-length", str(len(body)).encode()),
             *(headers or []),
+            *(
+                []
+                if any(k.lower() == b"authorization" for k, _ in headers or [])
+                else [(b"authorization", f"Bearer {app.state.test_key}".encode())]
+            ),
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),

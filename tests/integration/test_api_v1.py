@@ -163,7 +163,7 @@ def test_message_and_session_id_are_stored(client: TestClient) -> None:
     )
     assert body["message"] == message
     assert body["session_id"] == "sess-42"
-    assert body["author"] == "local"
+    assert body["author"].startswith("key:mh_")  # the key that wrote it (its display prefix)
     meta = client.get(f"{WS}/revisions/{body['rev']}").json()
     assert meta["message"] == message
     assert meta["session_id"] == "sess-42"

@@ -4,22 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from memhub import __version__
-from memhub.api.context import get_principal, local_principal
+from memhub.api.context import get_principal
 from memhub.api.errors import install_error_handlers
 from memhub.api.metrics import Metrics, MetricsMiddleware
-from memhub.api.middleware import BodyLimitMiddleware, PathGuardMiddleware
+from memhub.api.middleware import (
+    BodyLimitMiddleware,
+    PathGuardMiddleware,
+    SecurityHeadersMiddleware,
+)
 from memhub.api.notify import ChangeNotifier
-from memhub.api.routes import seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.auth.admission import (
+    AdmissionMiddleware,
+    AdmissionPolicy,
+    parse_networks,
+    parse_scope_limits,
+)
+from memhub.auth.authenticator import Authenticator
+from memhub.auth.keys import KeyStore
+from memhub.auth.local import load_or_create_jwt_secret
+from memhub.auth.ratelimit import FailoverLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from memhub.auth.tokens import TokenCodec
 from memhub.config import Settings
 from memhub.errors import Forbidden
+from memhub.memory.service import Memory
 from memhub.store import Store, open_store
 
 log = logging.getLogger("memhub")
@@ -36,6 +55,26 @@ def build_store(settings: Settings) -> Store:
     )
 
 
+def index_dir(settings: Settings) -> Path:
+    """Each server process keeps its own search index (it follows the change log)."""
+    if settings.index_dir is not None:
+        return settings.index_dir
+    node = settings.node_id or f"{socket.gethostname()}-{settings.port}"
+    return settings.data_dir / "index" / node
+
+
+def build_limiter(settings: Settings, metrics: Metrics) -> RateLimiter:
+    local = MemoryRateLimiter()
+    if not settings.redis_url:
+        return local
+    return FailoverLimiter(
+        RedisRateLimiter(settings.redis_url),
+        local,
+        refuse=settings.rate_limit_on_redis_failure == "refuse",
+        on_failure=metrics.redis_failures.inc,
+    )
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """Build the app. ``store`` overrides the one the settings name (tests, embedding)."""
     settings = settings or Settings()
@@ -45,11 +84,27 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     notifier = ChangeNotifier()
     store.add_listener(notifier.notify)
     metrics = Metrics()
+    keys = KeyStore(store.meta, cache_seconds=settings.key_cache_seconds)
+    tokens = TokenCodec(
+        settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir),
+        ttl_seconds=settings.jwt_ttl_seconds,
+    )
+    authenticator = Authenticator(
+        keys,
+        tokens,
+        master_key_hash=settings.master_key_hash,
+        internal_secret=settings.internal_service_secret,
+        default_workspace=settings.default_workspace,
+    )
+    limiter = build_limiter(settings, metrics)
+    mem = Memory(store, index_dir(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
         yield
+        await limiter.close()
+        mem.close()
         if owns_store:
             store.close()
 
@@ -65,24 +120,55 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.metrics = metrics
     app.state.notifier = notifier
     app.state.default_workspace = settings.default_workspace
-    app.state.principal_resolver = local_principal
+    app.state.keys = keys
+    app.state.tokens = tokens
+    app.state.memory = mem
 
     install_error_handlers(app)
-    app.include_router(seed.router)
-    app.include_router(v1_files.router)
-    app.include_router(v1_sync.router)
-    app.include_router(v1_batch.router)
-    app.include_router(v1_leases.router)
+    for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
+        app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus(request: Request) -> Response:
-        if not settings.metrics_public:
-            principal = get_principal(request)
-            if not principal.can("admin"):
-                raise Forbidden("metrics need an admin key (MEMHUB_METRICS_PUBLIC=false)")
+        if not settings.metrics_public and not get_principal(request).is_admin:
+            raise Forbidden("metrics need an admin key (MEMHUB_METRICS_PUBLIC=false)")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    policy = AdmissionPolicy(
+        limit=settings.rate_limit,
+        window=settings.rate_window_seconds,
+        enabled=settings.rate_limit_enabled,
+        scope_limits=parse_scope_limits(settings.rate_limit_scopes),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        public_paths=frozenset({"/metrics"} if settings.metrics_public else ()),
+    )
+    # added innermost first: the request passes SecurityHeaders → CORS → Metrics →
+    # PathGuard → Admission → BodyLimit → the route
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        AdmissionMiddleware,
+        authenticator=authenticator,
+        limiter=limiter,
+        policy=policy,
+        on_reject=lambda reason: metrics.rejections.labels(reason).inc(),
+    )
     app.add_middleware(PathGuardMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[
+                "ETag",
+                "X-Memhub-Rev",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+            ],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -1,32 +1,25 @@
 """Who is asking, and for which workspace: the request context every route gets.
 
-Authentication fills in :class:`Principal`; until keys exist, a server bound to
-loopback serves one local principal with every scope. Routes never look at
-headers for identity themselves: they take a :class:`RequestContext` (seed
-routes) or call :func:`workspace_for` (routes that name a workspace).
+:class:`memhub.auth.admission.AdmissionMiddleware` authenticates the request
+and leaves its :class:`Principal` in the ASGI scope; routes take it from
+there (:func:`get_principal`) and never read credentials themselves.
+
+A key that names another workspace gets 404 ``WORKSPACE_NOT_FOUND``, exactly
+as for a workspace that does not exist, so a key cannot even learn which
+workspaces exist. A missing scope on its own workspace is 403.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
-from memhub.errors import Forbidden
+from memhub.auth.principal import Principal
+from memhub.errors import Forbidden, Unauthorized, WorkspaceNotFound
 from memhub.store import Store
 
-SCOPES = ("read", "write", "admin")
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    name: str
-    workspace: str | None  # None: every workspace (an admin or the local principal)
-    scopes: frozenset[str] = field(default_factory=lambda: frozenset(SCOPES))
-    key_id: str | None = None
-
-    def can(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+__all__ = ["Principal", "RequestContext", "authorize", "get_context", "get_principal", "get_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +34,12 @@ def get_store(request: Request) -> Store:
 
 
 def get_principal(request: Request) -> Principal:
-    principal: Principal = request.app.state.principal_resolver(request)
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise Unauthorized(
+            "this route needs an API key or a token",
+            headers={"www-authenticate": 'Bearer realm="memhub"'},
+        )
     return principal
 
 
@@ -53,12 +51,9 @@ def get_context(request: Request) -> RequestContext:
 
 
 def authorize(principal: Principal, workspace: str, scope: str) -> None:
-    if principal.workspace is not None and principal.workspace != workspace:
-        raise Forbidden("this key cannot reach that workspace", context={"workspace": workspace})
+    if not principal.reaches(workspace):
+        raise WorkspaceNotFound(
+            f"workspace {workspace!r} does not exist", context={"workspace": workspace}
+        )
     if not principal.can(scope):
         raise Forbidden(f"this key lacks the {scope!r} scope", context={"scope": scope})
-
-
-def local_principal(_request: Request) -> Principal:
-    """The embedded default on loopback: one local user with every scope."""
-    return Principal(name="local", workspace=None)

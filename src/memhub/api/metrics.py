@@ -37,6 +37,17 @@ class Metrics:
         self.bytes_out = Counter(
             "memhub_bytes_sent_total", "File bytes sent", registry=self.registry
         )
+        self.rejections = Counter(
+            "memhub_admission_rejections_total",
+            "Requests refused before their route: unauthorized, rate_limited, bad_request",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.redis_failures = Counter(
+            "memhub_ratelimit_redis_failures_total",
+            "Rate-limit checks that could not reach Redis (served in-process or refused)",
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 from memhub.auth.keys import KeyStore
+from memhub.errors import Unauthorized
 from memhub.store.blobs.local import write_durably
 
 JWT_SECRET_FILE = "jwt.secret"
@@ -38,8 +39,13 @@ def load_or_create_jwt_secret(data_dir: Path) -> str:
 def ensure_local_admin_key(data_dir: Path, keys: KeyStore, workspace: str) -> tuple[Path, bool]:
     """Create the local admin key once; returns (its file, whether it was created now)."""
     path = data_dir / ADMIN_KEY_FILE
-    if path.exists() and path.read_text(encoding="utf-8").strip():
-        return path, False
+    existing = read_local_admin_key(data_dir)
+    if existing is not None:
+        try:
+            keys.verify(existing)
+            return path, False
+        except Unauthorized:  # revoked, expired, or a database that never knew it
+            pass
     key, _record = keys.create(
         workspace,
         ("read", "write", "admin"),

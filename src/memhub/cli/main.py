@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from memhub import __version__
-from memhub.cli import maintenance, serve
+from memhub.cli import keys, maintenance, memory, serve
 
 app = typer.Typer(
     name="memhub",
@@ -16,6 +16,10 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("fsck")(maintenance.fsck)
 app.command("gc")(maintenance.gc)
+app.command("search")(memory.search)
+app.command("context")(memory.context)
+app.command("reindex")(memory.reindex)
+app.add_typer(keys.app, name="keys")
 
 
 @app.command("version")

@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from memhub.auth.keys import KeyStore
+from memhub.auth.local import ensure_local_admin_key
+from memhub.auth.tokens import is_strong_secret
 from memhub.cli.common import DataDirOption, console, fail, load_settings
 from memhub.errors import MemhubError
 
@@ -32,16 +35,28 @@ def serve(
     from memhub.api.app import create_app
 
     settings = load_settings(data_dir, host=host, port=port, log_level=log_level)
-    if not is_loopback(settings.host):
+    loopback = is_loopback(settings.host)
+    if not loopback and not is_strong_secret(settings.jwt_secret):
         fail(
-            f"refusing to bind {settings.host}: this server has no authentication configured, "
-            "so it only listens on loopback (127.0.0.1). Put it behind an authenticating "
-            "proxy bound to loopback, or bind 127.0.0.1."
+            f"refusing to bind {settings.host}: MEMHUB_JWT_SECRET is missing or weak. Off "
+            "loopback the server signs tokens with a secret you set: at least 32 random "
+            'characters (python -c "import secrets; print(secrets.token_urlsafe(48))").'
         )
     try:
         app = create_app(settings)
     except MemhubError as exc:
         fail(str(exc))
+    keys: KeyStore = app.state.keys
+    if loopback:
+        path, created = ensure_local_admin_key(settings.data_dir, keys, settings.default_workspace)
+        note = "created a local admin key" if created else "local admin key"
+        console.print(f"{note}: [bold]cat {path}[/bold] (send it as Authorization: Bearer …)")
+    elif not settings.master_key_hash and keys.count_usable() == 0:
+        fail(
+            f"refusing to bind {settings.host}: no way to authenticate is configured. Create a "
+            "key first (memhub keys create --workspace NAME --admin) or set "
+            "MEMHUB_MASTER_KEY_HASH."
+        )
     console.print(
         f"memhub serving on [bold]http://{settings.host}:{settings.port}[/bold]  "
         f"(database {settings.resolved_database_url}, blobs {settings.resolved_blob_url})"

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy import Connection, and_, delete, exists, func, select
 
 from memhub.store.blobs import BlobNotFound, chunk_key
 from memhub.store.blobs.base import sha_from_key
@@ -155,9 +155,12 @@ def gc(
 ) -> GcReport:
     report = GcReport(dry_run=dry_run)
     now = store.clock()
-    if retention.active:
-        report.revisions_purged = _purge_revisions(store, retention, now, dry_run)
     with store.meta.write() as conn:
+        # A dry run does every step in a savepoint and rolls it back, so that what it
+        # reports is what the real run would do (each step sees the previous ones).
+        steps = conn.begin_nested()
+        if retention.active:
+            report.revisions_purged = _purge_revisions(conn, retention, now)
         unused_contents = ~exists().where(
             revisions.c.workspace_id == contents.c.workspace_id,
             revisions.c.sha256 == contents.c.sha256,
@@ -166,19 +169,16 @@ def gc(
             select(contents.c.workspace_id, contents.c.sha256).where(unused_contents)
         ).all()
         report.contents_deleted = len(doomed)
-        if not dry_run:
-            for ws_id, sha in doomed:
-                conn.execute(
-                    delete(content_chunks).where(
-                        content_chunks.c.workspace_id == ws_id,
-                        content_chunks.c.content_sha256 == sha,
-                    )
+        for ws_id, sha in doomed:
+            conn.execute(
+                delete(content_chunks).where(
+                    content_chunks.c.workspace_id == ws_id,
+                    content_chunks.c.content_sha256 == sha,
                 )
-                conn.execute(
-                    delete(contents).where(
-                        contents.c.workspace_id == ws_id, contents.c.sha256 == sha
-                    )
-                )
+            )
+            conn.execute(
+                delete(contents).where(contents.c.workspace_id == ws_id, contents.c.sha256 == sha)
+            )
         unused_chunks = and_(
             chunks.c.created_at < now - grace_seconds,
             ~exists().where(
@@ -189,9 +189,12 @@ def gc(
         report.chunks_deleted = int(
             conn.execute(select(func.count()).select_from(chunks).where(unused_chunks)).scalar_one()
         )
-        if not dry_run:
-            conn.execute(delete(chunks).where(unused_chunks))
+        conn.execute(delete(chunks).where(unused_chunks))
         live = {sha for (sha,) in conn.execute(select(chunks.c.sha256).distinct())}
+        if dry_run:
+            steps.rollback()
+        else:
+            steps.commit()
     doomed_keys = []
     for info in store.blobs.list("chunks/"):
         sha = sha_from_key(info.key)
@@ -205,40 +208,30 @@ def gc(
     return report
 
 
-def _purge_revisions(store: Store, retention: Retention, now: float, dry_run: bool) -> int:
-    purged = 0
-    with store.meta.write() as conn:
-        rows = conn.execute(
-            select(
-                revisions.c.workspace_id, revisions.c.path, revisions.c.rev, revisions.c.created_at
+def _purge_revisions(conn: Connection, retention: Retention, now: float) -> int:
+    rows = conn.execute(
+        select(revisions.c.workspace_id, revisions.c.path, revisions.c.rev, revisions.c.created_at)
+        .where(
+            ~exists().where(
+                files.c.workspace_id == revisions.c.workspace_id,
+                files.c.rev == revisions.c.rev,
             )
-            .where(
-                ~exists().where(
-                    files.c.workspace_id == revisions.c.workspace_id,
-                    files.c.rev == revisions.c.rev,
-                )
-            )
-            .order_by(revisions.c.workspace_id, revisions.c.path, revisions.c.rev.desc())
-        ).all()
-        seen: dict[tuple[int, str], int] = {}
-        doomed: list[tuple[int, int]] = []
-        for ws_id, path, rev, created_at in rows:
-            rank = seen[(ws_id, path)] = seen.get((ws_id, path), 1) + 1  # the head is rank 1
-            young = (
-                retention.keep_days is not None and created_at >= now - retention.keep_days * 86400
-            )
-            recent = retention.keep_revisions is not None and rank <= retention.keep_revisions
-            if not (young or recent):
-                doomed.append((ws_id, rev))
-        purged = len(doomed)
-        if not dry_run:
-            for ws_id, rev in doomed:
-                conn.execute(
-                    delete(revisions).where(
-                        revisions.c.workspace_id == ws_id, revisions.c.rev == rev
-                    )
-                )
-    return purged
+        )
+        .order_by(revisions.c.workspace_id, revisions.c.path, revisions.c.rev.desc())
+    ).all()
+    seen: dict[tuple[int, str], int] = {}
+    doomed: list[tuple[int, int]] = []
+    for ws_id, path, rev, created_at in rows:
+        rank = seen[(ws_id, path)] = seen.get((ws_id, path), 1) + 1  # the head is rank 1
+        young = retention.keep_days is not None and created_at >= now - retention.keep_days * 86400
+        recent = retention.keep_revisions is not None and rank <= retention.keep_revisions
+        if not (young or recent):
+            doomed.append((ws_id, rev))
+    for ws_id, rev in doomed:
+        conn.execute(
+            delete(revisions).where(revisions.c.workspace_id == ws_id, revisions.c.rev == rev)
+        )
+    return len(doomed)
 
 
 def _remove_stale_temp_files(store: Store, older_than: float) -> None:

@@ -103,15 +103,20 @@ class Metadata:
         """A write transaction; commits on success, rolls back on any error."""
         lock = self._write_lock if self._write_lock is not None else nullcontext()
         with lock, self._translate(), self.engine.connect() as conn:
-            conn = conn.execution_options(memhub_write=True)
+            conn = conn.execution_options(memhub_write=True, preserve_rowcount=True)
             with conn.begin():
                 yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot for all its statements."""
-        with self._translate(), self.engine.connect() as conn, conn.begin():
-            yield conn
+        with self._translate(), self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def _translate(self) -> Iterator[None]:

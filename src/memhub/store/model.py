@@ -126,7 +126,9 @@ class Precondition:
                 "File already exists",
                 context={**context, "current_md5": live.md5, "current_sha256": live.sha256},
             )
-        if (self.exists or self.sha256 or self.md5 or self.rev is not None) and live is None:
+        if (
+            self.exists or self.sha256 is not None or self.md5 is not None or self.rev is not None
+        ) and live is None:
             raise PreconditionFailed("File does not exist", context={**context, "current": None})
         if live is None:
             return

@@ -322,6 +322,7 @@ class Store:
         sha256 = sha256.lower()
         if not _is_sha256(sha256):
             raise BadRequest("sha256 must be 64 hex digits")
+        chunk_refs = [ChunkRef(c.sha256.lower(), c.size) for c in chunk_refs]
         missing = self.missing_chunks(workspace, [c.sha256 for c in chunk_refs], touch=False)
         if missing:
             raise ChunksMissing(
@@ -333,10 +334,17 @@ class Store:
         whole_md5 = hashlib.md5()
         size = 0
         for ref in chunk_refs:
+            chunk_size = 0
             for piece in self._open_chunk(ref.sha256):
                 whole_sha.update(piece)
                 whole_md5.update(piece)
-                size += len(piece)
+                chunk_size += len(piece)
+            if chunk_size != ref.size:
+                raise InvalidChecksum(
+                    f"chunk {ref.sha256} is {chunk_size} bytes, the manifest says {ref.size}",
+                    context={"chunk": ref.sha256, "declared": ref.size, "actual": chunk_size},
+                )
+            size += chunk_size
         if whole_sha.hexdigest() != sha256:
             raise InvalidChecksum(
                 "the chunks do not add up to the declared sha256",

@@ -56,8 +56,8 @@ def write_response(result: WriteResult) -> JSONResponse:
 def list_workspaces(store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """The workspaces this caller can reach."""
     items = store.list_workspaces()
-    if principal.workspace is not None:
-        items = [w for w in items if w["name"] == principal.workspace]
+    if not principal.is_admin:
+        items = [w for w in items if principal.reaches(w["name"])]
     return {"workspaces": items}
 
 
@@ -66,7 +66,7 @@ def create_workspace(
     body: WorkspaceCreate, store: StoreDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Create a workspace (admin)."""
-    if principal.workspace is not None or not principal.can("admin"):
+    if not principal.is_admin:
         raise Forbidden("creating a workspace needs an admin key")
     return store.create_workspace(body.name)
 

@@ -17,6 +17,11 @@ def open_blob_store(
     """``file:///dir`` | ``s3://bucket/prefix`` | ``memory://``."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise BadRequest(
+                f"blob URL {url!r} names a host ({parsed.netloc!r})",
+                hint="a local directory is file:///absolute/path (three slashes)",
+            )
         from memhub.store.blobs.local import LocalBlobStore
 
         return LocalBlobStore(Path(unquote(parsed.path)), url=url)

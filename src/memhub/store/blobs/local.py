@@ -110,7 +110,7 @@ class LocalBlobStore:
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise StorageUnavailable(f"cannot read blob {key}: {exc.strerror}") from exc
-        return _read_pieces(handle)
+        return _FilePieces(handle)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -147,7 +147,21 @@ class LocalBlobStore:
         return None
 
 
-def _read_pieces(handle: BinaryIO) -> Iterator[bytes]:
-    with handle:
-        while piece := handle.read(READ_PIECE):
-            yield piece
+class _FilePieces:
+    """The pieces of an open file; closing it (read or not) closes the file."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def __iter__(self) -> _FilePieces:
+        return self
+
+    def __next__(self) -> bytes:
+        piece = self._handle.read(READ_PIECE) if not self._handle.closed else b""
+        if not piece:
+            self._handle.close()
+            raise StopIteration
+        return piece
+
+    def close(self) -> None:
+        self._handle.close()

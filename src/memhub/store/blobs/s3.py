@@ -96,6 +96,7 @@ class S3BlobStore:
             self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                self.ping()  # a HEAD says 404 for a missing bucket too
                 return False
             raise _unavailable("HeadObject", exc) from exc
         except BotoCoreError as exc:

@@ -1,0 +1,176 @@
+"""``memhub search``, ``memhub context`` and ``memhub reindex``.
+
+They work against a server when ``--server`` / ``MEMHUB_SERVER`` is set (with
+``MEMHUB_KEY``), otherwise directly on the local data dir (the index then
+lives under ``<data dir>/index/cli`` and follows the change log like a
+server's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from memhub.cli.common import DataDirOption, JsonOption, console, fail, load_settings, print_json
+from memhub.client import MemhubClient
+from memhub.errors import MemhubError
+from memhub.memory.context import DEPTHS
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server", help="memhub server URL (default: MEMHUB_SERVER; none: local data dir)."
+    ),
+]
+WorkspaceOption = Annotated[
+    str | None,
+    typer.Option("--workspace", help="Workspace (default: MEMHUB_WORKSPACE or default)."),
+]
+
+
+def _server(server: str | None) -> str | None:
+    return server or os.environ.get("MEMHUB_SERVER") or None
+
+
+def _workspace(workspace: str | None) -> str:
+    return workspace or os.environ.get("MEMHUB_WORKSPACE") or "default"
+
+
+def _client(server: str, workspace: str) -> MemhubClient:
+    return MemhubClient(server, os.environ.get("MEMHUB_KEY"), workspace)
+
+
+def _local(data_dir: Path | None) -> tuple[Any, Any]:
+    from memhub.cli.common import open_local_store
+    from memhub.memory.service import Memory
+
+    settings = load_settings(data_dir)
+    store = open_local_store(data_dir)
+    return store, Memory(store, settings.data_dir / "index" / "cli")
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for (any language).")],
+    k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Only paths under this.")] = None,
+    server: ServerOption = None,
+    workspace: WorkspaceOption = None,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Search memory: the best blocks with path, heading, lines and a highlighted snippet."""
+    ws = _workspace(workspace)
+    url = _server(server)
+    try:
+        if url:
+            with _client(url, ws) as client:
+                filters = {"path_prefix": prefix} if prefix else {}
+                found = client.search(query, k=k, **filters)
+        else:
+            from memhub.memory.index import SearchFilters
+
+            store, memory = _local(data_dir)
+            try:
+                found = memory.search(ws, query, k=k, filters=SearchFilters(path_prefix=prefix))
+            finally:
+                memory.close()
+                store.close()
+    except MemhubError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json(found)
+        return
+    if not found["results"]:
+        console.print("no results")
+    for hit in found["results"]:
+        heading = " / ".join(hit["heading"])
+        console.print(
+            f"[bold]{hit['path']}[/bold]:{hit['line_start']}-{hit['line_end']}  "
+            f"[dim]{heading}  rev {hit['rev']}  score {hit['score']}[/dim]"
+        )
+        typer.echo(f"  {hit['snippet']}")
+
+
+def context(
+    message: Annotated[
+        str | None, typer.Argument(help="The conversation's latest message (or - for stdin).")
+    ] = None,
+    depth: Annotated[str, typer.Option("--depth", help="basic | wide | deep | temporal")] = "basic",
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Token budget.")] = 8000,
+    conversation_file: Annotated[
+        Path | None,
+        typer.Option("--conversation", help="A JSON file: [{role, content}, …]."),
+    ] = None,
+    server: ServerOption = None,
+    workspace: WorkspaceOption = None,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Print the memory context an agent should load for a conversation (markdown)."""
+    if depth not in DEPTHS:
+        fail(f"--depth must be one of {', '.join(DEPTHS)}")
+    conversation: list[dict[str, Any]] = []
+    if conversation_file is not None:
+        try:
+            conversation = json.loads(conversation_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read {conversation_file}: {exc}")
+    if message == "-":
+        message = sys.stdin.read()
+    if message:
+        conversation.append({"role": "user", "content": message})
+    ws = _workspace(workspace)
+    url = _server(server)
+    try:
+        if url:
+            with _client(url, ws) as client:
+                result = client.context(conversation, depth=depth, max_tokens=max_tokens)
+        else:
+            store, memory = _local(data_dir)
+            try:
+                result = memory.context(
+                    ws, conversation, depth=depth, max_tokens=max_tokens
+                ).to_dict()
+            finally:
+                memory.close()
+                store.close()
+    except MemhubError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json(result)
+    else:
+        typer.echo(result["markdown"])
+
+
+def reindex(
+    server: ServerOption = None,
+    workspace: WorkspaceOption = None,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Rebuild the search index of a workspace from the store."""
+    ws = _workspace(workspace)
+    url = _server(server)
+    try:
+        if url:
+            with _client(url, ws) as client:
+                stats = client.rebuild_index()
+        else:
+            store, memory = _local(data_dir)
+            try:
+                stats = memory.rebuild(ws)
+            finally:
+                memory.close()
+                store.close()
+    except MemhubError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json(stats)
+    else:
+        files = stats.get("files", "?")
+        console.print(f"indexed {stats['blocks']} blocks of {files} files at rev {stats['rev']}")

@@ -1,0 +1,287 @@
+"""The HTTP client: one method per API route the tools need.
+
+Errors come back as memhub's own exceptions (the server's ``error_code``
+picks the class), so callers handle a 412 from the server exactly like a
+``PreconditionFailed`` raised by an in-process store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from memhub import errors
+from memhub.errors import MemhubError, StorageUnavailable
+
+_BY_CODE: dict[str, type[MemhubError]] = {}
+
+
+def _collect(cls: type[MemhubError]) -> None:
+    for sub in cls.__subclasses__():
+        _BY_CODE.setdefault(sub.code, sub)
+        _collect(sub)
+
+
+_collect(MemhubError)
+_BY_STATUS = {
+    400: errors.BadRequest,
+    401: errors.Unauthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    412: errors.PreconditionFailed,
+    413: errors.PayloadTooLarge,
+    429: errors.RateLimited,
+    503: errors.StorageUnavailable,
+}
+
+
+def error_from_response(response: httpx.Response) -> MemhubError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or response.reason_phrase or "request failed")
+    code = str(body.get("error_code") or "")
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(response.status_code, MemhubError)
+    context = body.get("context") if isinstance(body.get("context"), dict) else None
+    error = cls(detail, context=context, hint=body.get("hint"))
+    error.headers = dict(response.headers)
+    return error
+
+
+def _q(path: str) -> str:
+    return quote(path, safe="/")
+
+
+class MemhubClient:
+    def __init__(
+        self,
+        server: str,
+        key: str | None = None,
+        workspace: str = "default",
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"user-agent": "memhub-client"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        self.server = server.rstrip("/")
+        self.workspace = workspace
+        self._http = httpx.Client(
+            base_url=self.server, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MemhubClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable(
+                f"cannot reach the memhub server at {self.server}: {exc}",
+                hint="check MEMHUB_SERVER (or `memhub login`) and that the server is running",
+            ) from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def _ws(self, workspace: str | None) -> str:
+        return f"/v1/workspaces/{quote(workspace or self.workspace, safe='')}"
+
+    # -- server ------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/health").json())
+
+    def workspace_info(self, workspace: str | None = None) -> dict[str, Any]:
+        return dict(self.request("GET", self._ws(workspace)).json())
+
+    # -- files ---------------------------------------------------------------------
+
+    def get(
+        self, path: str, *, rev: int | None = None, workspace: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        params = {"rev": rev} if rev is not None else None
+        response = self.request("GET", f"{self._ws(workspace)}/files/{_q(path)}", params=params)
+        return dict(response.headers), response.content
+
+    def stream(self, path: str, *, workspace: str | None = None) -> Iterator[bytes]:
+        url = f"{self._ws(workspace)}/files/{_q(path)}"
+        with self._http.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_from_response(response)
+            yield from response.iter_bytes()
+
+    def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        content_type: str | None = None,
+        message: str | None = None,
+        workspace: str | None = None,
+    ) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        if if_match is not None:
+            headers["if-match"] = f'"{if_match}"' if if_match != "*" else "*"
+        if if_none_match:
+            headers["if-none-match"] = "*"
+        if content_type:
+            headers["content-type"] = content_type
+        if message:
+            headers["x-memhub-message"] = quote(message)
+        url = f"{self._ws(workspace)}/files/{_q(path)}"
+        return dict(self.request("PUT", url, content=data, headers=headers).json())
+
+    def delete(
+        self, path: str, *, if_match: str | None = None, workspace: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"if-match": f'"{if_match}"'} if if_match else {}
+        url = f"{self._ws(workspace)}/files/{_q(path)}"
+        return dict(self.request("DELETE", url, headers=headers).json())
+
+    def history(
+        self, path: str, *, limit: int = 100, workspace: str | None = None
+    ) -> list[dict[str, Any]]:
+        url = f"{self._ws(workspace)}/history/{_q(path)}"
+        return list(self.request("GET", url, params={"limit": limit}).json()["revisions"])
+
+    def restore(self, path: str, rev: int, *, workspace: str | None = None) -> dict[str, Any]:
+        url = f"{self._ws(workspace)}/restore/{_q(path)}"
+        return dict(self.request("POST", url, json={"rev": rev}).json())
+
+    def list_files(
+        self, *, prefix: str = "", include_deleted: bool = False, workspace: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "prefix": prefix,
+                "include_deleted": include_deleted,
+                "limit": 1000,
+            }
+            if after:
+                params["after"] = after
+            page = self.request("GET", f"{self._ws(workspace)}/files", params=params).json()
+            yield from page["files"]
+            after = page.get("next_after")
+            if not after:
+                return
+
+    def changes(
+        self, since: int = 0, *, limit: int = 1000, wait: float = 0, workspace: str | None = None
+    ) -> dict[str, Any]:
+        params = {"since": since, "limit": limit, "wait": wait}
+        timeout = httpx.Timeout(wait + 30.0)
+        return dict(
+            self.request(
+                "GET", f"{self._ws(workspace)}/changes", params=params, timeout=timeout
+            ).json()
+        )
+
+    def batch_read(self, paths: list[str], *, workspace: str | None = None) -> list[dict[str, Any]]:
+        body = {"paths": paths, "encoding": "base64"}
+        return list(
+            self.request("POST", f"{self._ws(workspace)}/batch/read", json=body).json()["files"]
+        )
+
+    def batch_write(
+        self, operations: list[dict[str, Any]], *, workspace: str | None = None
+    ) -> list[dict[str, Any]]:
+        url = f"{self._ws(workspace)}/batch/write"
+        return list(self.request("POST", url, json={"operations": operations}).json()["results"])
+
+    # -- chunks and manifests ------------------------------------------------------------
+
+    def missing_chunks(self, shas: list[str], *, workspace: str | None = None) -> list[str]:
+        url = f"{self._ws(workspace)}/chunks/missing"
+        return list(self.request("POST", url, json={"chunks": shas}).json()["missing"])
+
+    def put_chunk(self, data: bytes, *, workspace: str | None = None) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        self.request("PUT", f"{self._ws(workspace)}/chunks/{sha}", content=data)
+        return sha
+
+    def commit(self, body: dict[str, Any], *, workspace: str | None = None) -> dict[str, Any]:
+        return dict(self.request("POST", f"{self._ws(workspace)}/commits", json=body).json())
+
+    # -- leases ----------------------------------------------------------------------
+
+    def acquire(
+        self,
+        name: str,
+        holder: str,
+        ttl: float,
+        *,
+        force: bool = False,
+        workspace: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"holder": holder, "ttl": ttl, "force": force}
+        return dict(
+            self.request(
+                "POST", f"{self._ws(workspace)}/leases/{quote(name, safe='')}", json=body
+            ).json()
+        )
+
+    def renew(
+        self, name: str, holder: str, token: int, ttl: float, *, workspace: str | None = None
+    ) -> dict[str, Any]:
+        url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}/renew"
+        return dict(
+            self.request("POST", url, json={"holder": holder, "token": token, "ttl": ttl}).json()
+        )
+
+    def release(
+        self, name: str, holder: str, token: int, *, workspace: str | None = None
+    ) -> dict[str, Any]:
+        url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}/release"
+        return dict(self.request("POST", url, json={"holder": holder, "token": token}).json())
+
+    def leases(self, *, workspace: str | None = None) -> list[dict[str, Any]]:
+        return list(self.request("GET", f"{self._ws(workspace)}/leases").json()["leases"])
+
+    def force_release(self, name: str, *, workspace: str | None = None) -> dict[str, Any]:
+        url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}"
+        return dict(self.request("DELETE", url).json())
+
+    # -- memory ------------------------------------------------------------------------
+
+    def search(
+        self, query: str, *, k: int = 10, workspace: str | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        body = {"query": query, "k": k, **filters}
+        return dict(self.request("POST", f"{self._ws(workspace)}/search", json=body).json())
+
+    def context(
+        self,
+        conversation: list[dict[str, Any]],
+        *,
+        depth: str = "basic",
+        max_tokens: int = 8000,
+        workspace: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"conversation": conversation, "depth": depth, "max_tokens": max_tokens}
+        return dict(self.request("POST", f"{self._ws(workspace)}/context", json=body).json())
+
+    def rebuild_index(self, *, workspace: str | None = None) -> dict[str, Any]:
+        return dict(self.request("POST", f"{self._ws(workspace)}/index/rebuild").json())
