@@ -13,6 +13,7 @@ from rich.console import Console
 from memhub.config import Settings
 from memhub.errors import MemhubError
 from memhub.store import Store, open_store
+from memhub.sync.profile import Profile, load_profile
 
 DataDirOption = Annotated[
     Path | None,
@@ -24,6 +25,17 @@ DataDirOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ServerOption = Annotated[
+    str | None,
+    typer.Option("--server", help="memhub server URL (default: MEMHUB_SERVER or `memhub login`)."),
+]
+KeyOption = Annotated[
+    str | None, typer.Option("--key", help="API key (default: MEMHUB_KEY or `memhub login`).")
+]
+WorkspaceOption = Annotated[
+    str | None,
+    typer.Option("--workspace", help="Workspace (default: MEMHUB_WORKSPACE, login, or default)."),
+]
 
 console = Console(stderr=True)
 
@@ -57,5 +69,15 @@ def open_local_store(data_dir: Path | None) -> Store:
             s3_endpoint_url=settings.s3_endpoint_url,
             s3_region=settings.s3_region,
         )
+    except MemhubError as exc:
+        fail(str(exc))
+
+
+def profile(
+    server: str | None = None, key: str | None = None, workspace: str | None = None
+) -> Profile:
+    """The server, key and workspace a client command uses (flags > env > login)."""
+    try:
+        return load_profile(server, key, workspace)
     except MemhubError as exc:
         fail(str(exc))

@@ -9,40 +9,31 @@ server's).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from memhub.cli.common import DataDirOption, JsonOption, console, fail, load_settings, print_json
+from memhub.cli.common import (
+    DataDirOption,
+    JsonOption,
+    ServerOption,
+    WorkspaceOption,
+    console,
+    fail,
+    load_settings,
+    print_json,
+)
 from memhub.client import MemhubClient
 from memhub.errors import MemhubError
 from memhub.memory.context import DEPTHS
 
-ServerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--server", help="memhub server URL (default: MEMHUB_SERVER; none: local data dir)."
-    ),
-]
-WorkspaceOption = Annotated[
-    str | None,
-    typer.Option("--workspace", help="Workspace (default: MEMHUB_WORKSPACE or default)."),
-]
 
-
-def _server(server: str | None) -> str | None:
-    return server or os.environ.get("MEMHUB_SERVER") or None
-
-
-def _workspace(workspace: str | None) -> str:
-    return workspace or os.environ.get("MEMHUB_WORKSPACE") or "default"
-
-
-def _client(server: str, workspace: str) -> MemhubClient:
-    return MemhubClient(server, os.environ.get("MEMHUB_KEY"), workspace)
+def _remote(server: str | None, workspace: str | None) -> tuple[MemhubClient | None, str]:
+    """A client when a server is named (flag, env or login), else None: the local data dir."""
+    chosen = profile(server, None, workspace)
+    return (chosen.client() if chosen.explicit else None), chosen.workspace
 
 
 def _local(data_dir: Path | None) -> tuple[Any, Any]:
@@ -64,11 +55,10 @@ def search(
     json_output: JsonOption = False,
 ) -> None:
     """Search memory: the best blocks with path, heading, lines and a highlighted snippet."""
-    ws = _workspace(workspace)
-    url = _server(server)
+    client, ws = _remote(server, workspace)
     try:
-        if url:
-            with _client(url, ws) as client:
+        if client is not None:
+            with client:
                 filters = {"path_prefix": prefix} if prefix else {}
                 found = client.search(query, k=k, **filters)
         else:
@@ -124,11 +114,10 @@ def context(
         message = sys.stdin.read()
     if message:
         conversation.append({"role": "user", "content": message})
-    ws = _workspace(workspace)
-    url = _server(server)
+    client, ws = _remote(server, workspace)
     try:
-        if url:
-            with _client(url, ws) as client:
+        if client is not None:
+            with client:
                 result = client.context(conversation, depth=depth, max_tokens=max_tokens)
         else:
             store, memory = _local(data_dir)
@@ -154,11 +143,10 @@ def reindex(
     json_output: JsonOption = False,
 ) -> None:
     """Rebuild the search index of a workspace from the store."""
-    ws = _workspace(workspace)
-    url = _server(server)
+    client, ws = _remote(server, workspace)
     try:
-        if url:
-            with _client(url, ws) as client:
+        if client is not None:
+            with client:
                 stats = client.rebuild_index()
         else:
             store, memory = _local(data_dir)

@@ -1,0 +1,1 @@
+"""The sync client: folders and live SQLite databases between machines."""
