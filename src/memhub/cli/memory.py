@@ -24,6 +24,7 @@ from memhub.cli.common import (
     fail,
     load_settings,
     print_json,
+    profile,
 )
 from memhub.client import MemhubClient
 from memhub.errors import MemhubError
