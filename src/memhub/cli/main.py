@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from memhub import __version__
-from memhub.cli import keys, maintenance, memory, serve
+from memhub.cli import keys, maintenance, memory, serve, sync
 
 app = typer.Typer(
     name="memhub",
@@ -19,6 +19,11 @@ app.command("gc")(maintenance.gc)
 app.command("search")(memory.search)
 app.command("context")(memory.context)
 app.command("reindex")(memory.reindex)
+app.command("login")(sync.login)
+app.command("push")(sync.push)
+app.command("pull")(sync.pull)
+app.command("sync")(sync.sync)
+app.command("status")(sync.status)
 app.add_typer(keys.app, name="keys")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
@@ -54,6 +54,11 @@ def error_from_response(response: httpx.Response) -> MemhubError:
     error = cls(detail, context=context, hint=body.get("hint"))
     error.headers = dict(response.headers)
     return error
+
+
+def _pieces(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
+    while piece := stream.read(size):
+        yield piece
 
 
 def _q(path: str) -> str:
@@ -152,6 +157,24 @@ class MemhubClient:
             headers["x-memhub-message"] = quote(message)
         url = f"{self._ws(workspace)}/files/{_q(path)}"
         return dict(self.request("PUT", url, content=data, headers=headers).json())
+
+    def put_stream(
+        self,
+        path: str,
+        stream: IO[bytes],
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        workspace: str | None = None,
+    ) -> dict[str, Any]:
+        """PUT a file object without reading it into memory."""
+        headers: dict[str, str] = {}
+        if if_match:
+            headers["if-match"] = f'"{if_match}"'
+        if if_none_match:
+            headers["if-none-match"] = "*"
+        url = f"{self._ws(workspace)}/files/{_q(path)}"
+        return dict(self.request("PUT", url, content=_pieces(stream), headers=headers).json())
 
     def delete(
         self, path: str, *, if_match: str | None = None, workspace: str | None = None
