@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from memhub import __version__
-from memhub.cli import keys, maintenance, memory, serve, sync
+from memhub.cli import hooks, keys, maintenance, memory, serve, sync
 
 app = typer.Typer(
     name="memhub",
@@ -24,6 +24,9 @@ app.command("push")(sync.push)
 app.command("pull")(sync.pull)
 app.command("sync")(sync.sync)
 app.command("status")(sync.status)
+app.command("doctor")(hooks.doctor)
+app.command("hook")(hooks.hook)
+app.add_typer(hooks.app, name="hooks")
 app.add_typer(keys.app, name="keys")
 
 

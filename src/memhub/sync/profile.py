@@ -114,8 +114,13 @@ def load_profile(
         chosen_key, source = _local_key(chosen_server), "local"
         if chosen_key is None:
             source = "none"
+    explicit = bool(server or os.environ.get("MEMHUB_SERVER") or stored.get("server"))
     return Profile(
-        _check_server(chosen_server), chosen_key, validate_name(chosen_ws, "workspace"), source
+        _check_server(chosen_server),
+        chosen_key,
+        validate_name(chosen_ws, "workspace"),
+        source,
+        explicit,
     )
 
 
