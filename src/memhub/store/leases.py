@@ -69,9 +69,8 @@ class LeaseManager:
         ws_id = self._ws_id(workspace)
         with self._meta.write() as conn:
             conn.execute(
-                self._meta.insert_ignore(
-                    leases, {"workspace_id": ws_id, "name": name, "holder": None, "token": 0}
-                )
+                self._meta.insert_ignore(leases),
+                {"workspace_id": ws_id, "name": name, "holder": None, "token": 0},
             )
             row = self._locked_row(conn, ws_id, name)
             assert row is not None

@@ -64,6 +64,7 @@ class Metadata:
                 hint="MEMHUB_DATABASE_URL takes sqlite:///path or postgresql://user@host/db",
             )
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._statements: dict[tuple[str, ...], Any] = {}
 
     @staticmethod
     def _sqlite_engine(database: str | None, echo: bool) -> Engine:
@@ -145,19 +146,30 @@ class Metadata:
 
     # -- dialect-specific statements -------------------------------------------
 
-    def insert_ignore(
-        self, table: Table, values: Sequence[dict[str, Any]] | dict[str, Any]
-    ) -> Insert:
-        module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
-        stmt = module.insert(table).values(values).on_conflict_do_nothing()
-        # psycopg reports rowcount -1 for INSERTs unless asked; callers rely on 0/1
-        return cast(Insert, stmt.execution_options(preserve_rowcount=True))
+    def insert_ignore(self, table: Table) -> Insert:
+        """``INSERT … ON CONFLICT DO NOTHING``, built once; execute it with the values."""
+        key = ("ignore", table.name)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
+            built = module.insert(table).on_conflict_do_nothing()
+            # psycopg reports rowcount -1 for INSERTs unless asked; callers rely on 0/1
+            stmt = self._statements[key] = built.execution_options(preserve_rowcount=True)
+        return cast(Insert, stmt)
 
-    def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str]) -> Insert:
-        module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
-        stmt = module.insert(table).values(values)
-        update = {k: stmt.excluded[k] for k in values if k not in keys}
-        return cast(Insert, stmt.on_conflict_do_update(index_elements=list(keys), set_=update))
+    def upsert(self, table: Table, keys: Sequence[str]) -> Insert:
+        """``INSERT … ON CONFLICT (keys) DO UPDATE`` of every other column, built once;
+        execute it with a value for every column."""
+        key = ("upsert", table.name, *keys)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            module = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
+            base = module.insert(table)
+            update = {c.name: base.excluded[c.name] for c in table.columns if c.name not in keys}
+            stmt = self._statements[key] = base.on_conflict_do_update(
+                index_elements=list(keys), set_=update
+            )
+        return cast(Insert, stmt)
 
     def lock_clause(self) -> bool:
         """Whether ``SELECT … FOR UPDATE`` means anything here (not on SQLite)."""

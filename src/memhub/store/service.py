@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import IO, Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from memhub.errors import (
     BadRequest,
@@ -52,6 +52,30 @@ from memhub.store.schema import chunks, content_chunks, contents, files, revisio
 SHA256_HEX = frozenset("0123456789abcdef")
 MAX_MANIFEST_CHUNKS = 100_000
 MAX_PAGE = 10_000
+
+# The hot statements, built once: SQLAlchemy then reuses their compiled form.
+_BUMP_REV = (
+    update(workspaces)
+    .where(workspaces.c.id == bindparam("ws"))
+    .values(head_rev=workspaces.c.head_rev + 1)
+    .returning(workspaces.c.head_rev)
+)
+_HEAD = select(files).where(
+    files.c.workspace_id == bindparam("ws"), files.c.path == bindparam("path")
+)
+_REVISION = select(revisions).where(
+    revisions.c.workspace_id == bindparam("ws"), revisions.c.rev == bindparam("rev")
+)
+_CHUNKS_OF = (
+    select(content_chunks.c.chunk_sha256, content_chunks.c.size)
+    .where(
+        content_chunks.c.workspace_id == bindparam("ws"),
+        content_chunks.c.content_sha256 == bindparam("sha"),
+    )
+    .order_by(content_chunks.c.seq)
+)
+_INSERT_REVISION = insert(revisions)
+_INSERT_CONTENT_CHUNKS = insert(content_chunks)
 
 
 def _is_sha256(value: str) -> bool:
@@ -126,9 +150,8 @@ class Store:
         name = validate_name(name, "workspace")
         with self.meta.write() as conn:
             inserted = conn.execute(
-                self.meta.insert_ignore(
-                    workspaces, {"name": name, "created_at": self.clock(), "head_rev": 0}
-                )
+                self.meta.insert_ignore(workspaces),
+                {"name": name, "created_at": self.clock(), "head_rev": 0},
             ).rowcount
         if not inserted and not exist_ok:
             raise WorkspaceExists(f"workspace {name!r} already exists")
@@ -384,12 +407,7 @@ class Store:
     ) -> WriteResult:
         now = self.clock()
         with self.meta.write() as conn:
-            rev = conn.execute(
-                update(workspaces)
-                .where(workspaces.c.id == ws_id)
-                .values(head_rev=workspaces.c.head_rev + 1)
-                .returning(workspaces.c.head_rev)
-            ).scalar_one()
+            rev = conn.execute(_BUMP_REV, {"ws": ws_id}).scalar_one()
             current = self._current(conn, workspace, ws_id, path)
             precondition.check(path, current)
             if fence is not None:
@@ -427,8 +445,8 @@ class Store:
             values = revision.to_dict()
             del values["workspace"]
             values["workspace_id"] = ws_id
-            conn.execute(insert(revisions).values(values))
-            conn.execute(self.meta.upsert(files, values, ("workspace_id", "path")))
+            conn.execute(_INSERT_REVISION, values)
+            conn.execute(self.meta.upsert(files, ("workspace_id", "path")), values)
         self._notify(workspace, rev)
         return WriteResult(revision, created=current is None or current.deleted)
 
@@ -438,30 +456,26 @@ class Store:
         if new_chunks and content.chunks:
             unique = {c.sha256: c.size for c in content.chunks}
             conn.execute(
-                self.meta.insert_ignore(
-                    chunks,
-                    [
-                        {"workspace_id": ws_id, "sha256": sha, "size": size, "created_at": now}
-                        for sha, size in unique.items()
-                    ],
-                )
+                self.meta.insert_ignore(chunks),
+                [
+                    {"workspace_id": ws_id, "sha256": sha, "size": size, "created_at": now}
+                    for sha, size in unique.items()
+                ],
             )
         inserted = conn.execute(
-            self.meta.insert_ignore(
-                contents,
-                {
-                    "workspace_id": ws_id,
-                    "sha256": content.sha256,
-                    "md5": content.md5,
-                    "size": content.size,
-                    "chunk_count": len(content.chunks),
-                    "created_at": now,
-                },
-            )
+            self.meta.insert_ignore(contents),
+            {
+                "workspace_id": ws_id,
+                "sha256": content.sha256,
+                "md5": content.md5,
+                "size": content.size,
+                "chunk_count": len(content.chunks),
+                "created_at": now,
+            },
         ).rowcount
         if inserted and content.chunks:
             conn.execute(
-                insert(content_chunks),
+                _INSERT_CONTENT_CHUNKS,
                 [
                     {
                         "workspace_id": ws_id,
@@ -476,9 +490,7 @@ class Store:
 
     @staticmethod
     def _current(conn: Connection, workspace: str, ws_id: int, path: str) -> Revision | None:
-        row = conn.execute(
-            select(files).where(files.c.workspace_id == ws_id, files.c.path == path)
-        ).first()
+        row = conn.execute(_HEAD, {"ws": ws_id, "path": path}).first()
         return _row_to_revision(workspace, row) if row is not None else None
 
     # -- chunks --------------------------------------------------------------------
@@ -539,15 +551,13 @@ class Store:
         self.blobs.put(chunk_key(sha256), data)
         with self.meta.write() as conn:
             inserted = conn.execute(
-                self.meta.insert_ignore(
-                    chunks,
-                    {
-                        "workspace_id": ws_id,
-                        "sha256": sha256,
-                        "size": len(data),
-                        "created_at": self.clock(),
-                    },
-                )
+                self.meta.insert_ignore(chunks),
+                {
+                    "workspace_id": ws_id,
+                    "sha256": sha256,
+                    "size": len(data),
+                    "created_at": self.clock(),
+                },
             ).rowcount
         return bool(inserted)
 
@@ -595,14 +605,7 @@ class Store:
 
     @staticmethod
     def _chunks_of(conn: Connection, ws_id: int, sha256: str) -> list[ChunkRef]:
-        rows = conn.execute(
-            select(content_chunks.c.chunk_sha256, content_chunks.c.size)
-            .where(
-                content_chunks.c.workspace_id == ws_id,
-                content_chunks.c.content_sha256 == sha256,
-            )
-            .order_by(content_chunks.c.seq)
-        ).all()
+        rows = conn.execute(_CHUNKS_OF, {"ws": ws_id, "sha": sha256}).all()
         return [ChunkRef(r[0], r[1]) for r in rows]
 
     def iter_content(self, refs: list[ChunkRef]) -> Iterator[bytes]:
@@ -634,9 +637,7 @@ class Store:
 
     @staticmethod
     def _revision(conn: Connection, workspace: str, ws_id: int, rev: int) -> Revision:
-        row = conn.execute(
-            select(revisions).where(revisions.c.workspace_id == ws_id, revisions.c.rev == rev)
-        ).first()
+        row = conn.execute(_REVISION, {"ws": ws_id, "rev": rev}).first()
         if row is None:
             raise RevisionNotFound(f"no revision {rev} in workspace {workspace!r}")
         return _row_to_revision(workspace, row)
