@@ -129,8 +129,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus(request: Request) -> Response:
-        if not settings.metrics_public and not get_principal(request).is_admin:
+    async def prometheus(request: Request) -> Response:
+        if not settings.metrics_public and not (await get_principal(request)).is_admin:
             raise Forbidden("metrics need an admin key (MEMHUB_METRICS_PUBLIC=false)")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -19,6 +19,9 @@ from memhub.auth.principal import Principal
 from memhub.errors import Forbidden, Unauthorized, WorkspaceNotFound
 from memhub.store import Store
 
+# The dependencies are ``async`` although they do no I/O: FastAPI runs plain ``def``
+# dependencies in the thread pool, a hand-off per dependency per request.
+
 __all__ = ["Principal", "RequestContext", "authorize", "get_context", "get_principal", "get_store"]
 
 
@@ -28,12 +31,12 @@ class RequestContext:
     workspace: str
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthorized(
@@ -43,9 +46,9 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
-def get_context(request: Request) -> RequestContext:
+async def get_context(request: Request) -> RequestContext:
     """The context of a route that works on the caller's own workspace."""
-    principal = get_principal(request)
+    principal = await get_principal(request)
     workspace = principal.workspace or request.app.state.default_workspace
     return RequestContext(principal, workspace)
 

@@ -65,6 +65,15 @@ def v1_headers(revision: Revision) -> dict[str, str]:
     }
 
 
+def fetch(
+    store: Store, workspace: str, path: str, rev: int | None = None, *, body: bool = True
+) -> tuple[Revision, list[ChunkRef], bytes | None]:
+    """One trip to the thread pool: the revision, its chunks, and its bytes when small."""
+    revision, refs = store.read_plan(workspace, path, rev)
+    small = body and revision.size <= SMALL_BODY
+    return revision, refs, store.read_content(refs) if small else None
+
+
 async def content_response(
     store: Store,
     revision: Revision,
@@ -72,9 +81,12 @@ async def content_response(
     headers: dict[str, str],
     *,
     head: bool = False,
+    data: bytes | None = None,
 ) -> Response:
     if head:
         return Response(status_code=200, headers={**headers, "content-length": str(revision.size)})
+    if data is not None:
+        return Response(content=data, status_code=200, headers=headers)
     if revision.size <= SMALL_BODY:
         data = await run_in_threadpool(store.read_content, refs)
         return Response(content=data, status_code=200, headers=headers)

@@ -33,11 +33,11 @@ def extract_credential(headers: Mapping[str, str]) -> str | None:
     authorization = headers.get("authorization")
     api_key = headers.get("x-api-key")
     if authorization is not None:
-        value = _ascii(authorization)
-        scheme, _, credential = value.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or not credential.strip():
+        # exactly "<scheme> <credential>": one space, one credential, nothing else
+        scheme, *rest = _ascii(authorization).split(" ")
+        if scheme.lower() not in ("bearer", "token") or len(rest) != 1 or not rest[0]:
             raise Unauthorized("Authorization must be 'Bearer <key or token>' or 'Token <key>'")
-        credential = credential.strip()
+        credential = rest[0]
         if api_key is not None and _ascii(api_key) != credential:
             raise BadRequest("Authorization and X-API-Key disagree; send one credential")
         return credential

@@ -22,7 +22,7 @@ DepthName = Literal["basic", "wide", "deep", "temporal"]
 MAX_CONVERSATION = 200
 
 
-def get_memory(request: Request) -> Memory:
+async def get_memory(request: Request) -> Memory:
     memory: Memory = request.app.state.memory
     return memory
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from memhub.api.context import RequestContext, authorize, get_context, get_store
 from memhub.api.routes.common import MAX_HEADER_TEXT
-from memhub.api.transfer import close_body, content_response, receive_body, seed_headers
+from memhub.api.transfer import close_body, content_response, fetch, receive_body, seed_headers
 from memhub.errors import BadRequest, MemhubError, PreconditionFailed
 from memhub.store import Precondition, Store
 
@@ -63,9 +63,9 @@ async def health(store: StoreDep) -> JSONResponse:
 async def read_blob(path: str, ctx: Ctx, store: StoreDep, request: Request) -> Response:
     """Read a file: 200 with ETag (md5), Last-Modified, Content-Type; 404 absent or deleted."""
     authorize(ctx.principal, ctx.workspace, "read")
-    revision, refs = await run_in_threadpool(store.read_plan, ctx.workspace, path)
+    revision, refs, data = await run_in_threadpool(fetch, store, ctx.workspace, path)
     request.app.state.metrics.bytes_out.inc(revision.size)
-    return await content_response(store, revision, refs, seed_headers(revision))
+    return await content_response(store, revision, refs, seed_headers(revision), data=data)
 
 
 @router.put("/blob/{path:path}", tags=["blob"])

@@ -20,7 +20,7 @@ from memhub.api.routes.common import (
     parse_etag,
     precondition_from_headers,
 )
-from memhub.api.transfer import close_body, content_response, receive_body, v1_headers
+from memhub.api.transfer import close_body, content_response, fetch, receive_body, v1_headers
 from memhub.errors import Forbidden
 from memhub.store import Revision, WriteResult
 
@@ -111,7 +111,10 @@ async def read_file(
 ) -> Response:
     """A file's content (the head, or ``?rev=N``). ETag is the quoted sha256."""
     workspace = access(principal, workspace, "read")
-    revision, refs = await run_in_threadpool(store.read_plan, workspace, path, rev)
+    head = request.method == "HEAD" or if_none_match is not None
+    revision, refs, data = await run_in_threadpool(
+        fetch, store, workspace, path, rev, body=not head
+    )
     headers = v1_headers(revision)
     if if_none_match is not None and (
         if_none_match.strip() == "*"
@@ -119,7 +122,9 @@ async def read_file(
     ):
         return Response(status_code=304, headers=headers)
     request.app.state.metrics.bytes_out.inc(revision.size)
-    return await content_response(store, revision, refs, headers, head=request.method == "HEAD")
+    return await content_response(
+        store, revision, refs, headers, head=request.method == "HEAD", data=data
+    )
 
 
 @router.put("/workspaces/{workspace}/files/{path:path}")
