@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from memhub import __version__
-from memhub.cli import hooks, keys, maintenance, memory, serve, sync
+from memhub.cli import db, hooks, keys, lease, maintenance, memory, serve, sync
 
 app = typer.Typer(
     name="memhub",
@@ -28,6 +28,8 @@ app.command("doctor")(hooks.doctor)
 app.command("hook")(hooks.hook)
 app.add_typer(hooks.app, name="hooks")
 app.add_typer(keys.app, name="keys")
+app.add_typer(db.app, name="db")
+app.add_typer(lease.app, name="lease")
 
 
 @app.command("version")

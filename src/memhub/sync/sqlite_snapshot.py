@@ -28,6 +28,7 @@ import os
 import re
 import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,25 +115,41 @@ def fsync_file(path: Path) -> None:
 
 
 def snapshot(source: Path, dest: Path, *, timeout: float = 30.0) -> None:
-    """Copy the live database ``source`` into the new file ``dest`` (online backup API)."""
+    """Copy the live database ``source`` into the new file ``dest`` (online backup API).
+
+    The source is opened read-only, so closing it never checkpoints the ``-wal``:
+    the database's files stay as they were (a push does not change what it
+    fingerprints). A read-only open fails on a hot rollback journal, which needs
+    a read-write connection to roll back: then it is opened read-write.
+    """
     if not source.is_file():
         raise FileNotFound(f"no database at {source}", context={"path": str(source)})
     try:
-        src = sqlite3.connect(_uri(source, mode="rw"), uri=True, timeout=timeout)
-    except sqlite3.Error as exc:
-        raise BadRequest(f"cannot open {source}: {exc}") from exc
+        _backup(source, dest, "ro", timeout)
+    except sqlite3.OperationalError:
+        dest.unlink(missing_ok=True)
+        _backup(source, dest, "rw", timeout)
+
+
+def _backup(source: Path, dest: Path, mode: str, timeout: float) -> None:
     try:
-        dst = sqlite3.connect(dest)
+        src = sqlite3.connect(_uri(source, mode=mode), uri=True, timeout=timeout)
         try:
-            src.backup(dst)
+            dst = sqlite3.connect(dest)
+            try:
+                dst.execute("PRAGMA journal_mode=OFF")  # a new file: nothing to roll back;
+                dst.execute("PRAGMA synchronous=OFF")  # callers fsync what must be durable
+                src.backup(dst)
+            finally:
+                dst.close()
         finally:
-            dst.close()
+            src.close()
+    except sqlite3.OperationalError as exc:
+        if mode == "ro":
+            raise  # snapshot() tries again read-write
+        raise BadRequest(f"cannot copy {source}: {exc}") from exc
     except sqlite3.Error as exc:
-        raise BadRequest(
-            f"cannot copy {source}: {exc}", hint="is it a SQLite database?"
-        ) from exc
-    finally:
-        src.close()
+        raise BadRequest(f"cannot copy {source}: {exc}", hint="is it a SQLite database?") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +182,10 @@ def inspect(path: Path) -> DbInfo:
         ]
         tables = {name: _count(conn, name) for name in sorted(names)}
     except sqlite3.DatabaseError as exc:
-        raise BadRequest(f"{path} is not a readable SQLite database: {exc}") from exc
+        raise BadRequest(
+            f"{path} fails PRAGMA integrity_check: {exc}",
+            hint="the database is damaged; nothing was sent or replaced",
+        ) from exc
     finally:
         conn.close()
     with path.open("rb") as f:
@@ -202,17 +222,46 @@ def chunk_size_for(requested: int, page_size: int, file_size: int, max_chunks: i
     return size
 
 
-def hash_chunks(path: Path, chunk_size: int) -> tuple[str, int, list[Chunk]]:
-    """sha256 of the whole file, its size and its chunks, in one read."""
-    whole = hashlib.sha256()
+def header_page_size(path: Path) -> int:
+    """The page size a database file's header declares (bytes 16-17; 1 means 65536)."""
+    with path.open("rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        raise BadRequest(f"{path} is not a SQLite database")
+    value = int.from_bytes(header[16:18], "big")
+    return 65536 if value == 1 else value
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb", buffering=0) as f:
+        while piece := f.read(1 << 20):
+            digest.update(piece)
+            size += len(piece)
+    return digest.hexdigest(), size
+
+
+def chunk_hashes(path: Path, chunk_size: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     offset = 0
     with path.open("rb", buffering=0) as f:
         while piece := f.read(chunk_size):
-            whole.update(piece)
             chunks.append(Chunk(offset, len(piece), hashlib.sha256(piece).hexdigest()))
             offset += len(piece)
-    return whole.hexdigest(), offset, chunks
+    return chunks
+
+
+def hash_chunks(path: Path, chunk_size: int) -> tuple[str, int, list[Chunk]]:
+    """sha256 of the whole file, its size and its chunks (two threads: hashlib lets go
+    of the GIL, and the second read comes from the page cache)."""
+    with ThreadPoolExecutor(1) as pool:
+        whole = pool.submit(file_sha256, path)
+        chunks = chunk_hashes(path, chunk_size)
+        sha, size = whole.result()
+    if size != sum(c.size for c in chunks):
+        raise BadRequest(f"{path} changed while it was hashed")
+    return sha, size, chunks
 
 
 def read_chunk(path: Path, chunk: Chunk) -> bytes:
@@ -261,7 +310,8 @@ def prune_backups(
     cutoff = now - timedelta(days=max_age_days)
     doomed = [path for i, (taken, path) in enumerate(dated) if i >= keep or taken < cutoff]
     for path in doomed:
-        path.unlink(missing_ok=True)
+        for suffix in ("", *SIDE_SUFFIXES):  # a backup someone opened has side files
+            side_file(path, suffix).unlink(missing_ok=True)
     if doomed:
         fsync_dir(directory)
     return doomed
@@ -274,6 +324,9 @@ def replace_database(new: Path, target: Path) -> None:
     """Atomically put the checked, fsync'd file ``new`` in place of ``target``."""
     if target.exists():
         _quiesce(target)
+    else:  # side files without their database: a stale -wal must never meet the new file
+        for suffix in SIDE_SUFFIXES:
+            side_file(target, suffix).unlink(missing_ok=True)
     os.replace(new, target)
     fsync_dir(target.parent)
 
