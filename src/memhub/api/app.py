@@ -143,8 +143,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         public_paths=frozenset({"/metrics"} if settings.metrics_public else ()),
     )
     # added innermost first: the request passes SecurityHeaders → CORS → Metrics →
-    # PathGuard → Admission → BodyLimit → the route
+    # Admission → PathGuard → BodyLimit → the route (admission first, so that every
+    # answer but the exempt routes' counts against a window and carries its headers)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PathGuardMiddleware)
     app.add_middleware(
         AdmissionMiddleware,
         authenticator=authenticator,
@@ -152,7 +154,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         policy=policy,
         on_reject=lambda reason: metrics.rejections.labels(reason).inc(),
     )
-    app.add_middleware(PathGuardMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:
