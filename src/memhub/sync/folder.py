@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -122,13 +123,22 @@ class FolderSync:
         report = Report(dry_run=dry_run)
         with folder_lock(self.root):
             state = self._state()
-            local = scan(self.root, state, load_ignores(self.root), report.skipped)
+            scanned_at = time.time()
+            ignores = load_ignores(self.root)
+            local = scan(self.root, state, ignores, report.skipped)
             remote, cursor = self._remote(state)
-            base = {p: e.sha256 for p, e in state.files.items()}
+
+            # ignored paths are out of the sync on both sides: never downloaded, and never
+            # deleted remotely because the scan did not list them (what the scan listed
+            # is not ignored, which spares matching the rules again)
+            def synced(p: str) -> bool:
+                return p in local or not ignores.match_file(p)
+
+            base = {p: e.sha256 for p, e in state.files.items() if synced(p)}
             steps = plan(
                 base,
                 {p: f.sha256 for p, f in local.items()},
-                {p: r.sha256 for p, r in remote.items() if r.sha256 is not None},
+                {p: r.sha256 for p, r in remote.items() if r.sha256 is not None and synced(p)},
                 push=push,
                 pull=pull,
             )
@@ -145,7 +155,7 @@ class FolderSync:
                 if r.sha256 != (state.files[p].sha256 if p in state.files else None)
             }
             state.cursor = cursor
-            state.last_sync = time.time()
+            state.last_sync = scanned_at  # what scan() compares mtimes with next time
             state.save(self.root)
         report.seconds = time.perf_counter() - started
         return report
@@ -480,6 +490,10 @@ class FolderSync:
         file), the remote version takes the name."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         copy = conflict_name(step.path, self.host, stamp)
+        serial = 1
+        while copy in local or copy in remote or os.path.lexists(self.root / copy):
+            serial += 1  # the name is taken (a conflict in the same second): never replace it
+            copy = conflict_name(step.path, self.host, f"{stamp}-{serial}")
         source = self.root / step.path
         try:
             target = safe_target(self.root, copy)

@@ -13,22 +13,24 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import stat
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import pathspec
 
-from memhub.errors import Conflict, InvalidPath
+from memhub.errors import BadRequest, Conflict, InvalidPath
 from memhub.store.blobs.local import fsync_dir, write_durably
 from memhub.store.paths import normalize_path
 
 STATE_DIR = ".memhub"
 IGNORE_FILE = ".memhubignore"
 TMP_PREFIX = ".memhub-tmp-"
+RACY_NS = 2_000_000_000  # mtimes this close to a scan are not trusted (FAT has 2 s)
 DEFAULT_IGNORES = (
     f"{STATE_DIR}/",
     IGNORE_FILE,
@@ -60,36 +62,50 @@ class State:
     cursor: int = 0
     files: dict[str, Entry] = field(default_factory=dict)
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # remote ≠ base, unresolved
-    last_sync: float | None = None
+    last_sync: float | None = None  # when the scan behind this state began (Unix time)
 
     @classmethod
     def load(cls, root: Path) -> State:
         path = root / STATE_DIR / "state.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            files = {p: Entry(**e) for p, e in data.get("files", {}).items()}
+            return cls(
+                server=str(data.get("server", "")),
+                workspace=str(data.get("workspace", "")),
+                prefix=str(data.get("prefix", "")),
+                cursor=int(data.get("cursor", 0)),
+                files=files,
+                pending=dict(data.get("pending", {})),
+                last_sync=data.get("last_sync"),
+            )
         except FileNotFoundError:
             return cls()
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # not JSON, or not our shape
             raise Conflict(
                 f"the sync state {path} is damaged",
                 hint="remove it to start over (the next sync compares contents, losing nothing)",
             ) from exc
-        files = {p: Entry(**e) for p, e in data.get("files", {}).items()}
-        return cls(
-            server=data.get("server", ""),
-            workspace=data.get("workspace", ""),
-            prefix=data.get("prefix", ""),
-            cursor=int(data.get("cursor", 0)),
-            files=files,
-            pending=data.get("pending", {}),
-            last_sync=data.get("last_sync"),
-        )
 
     def save(self, root: Path) -> None:
         directory = root / STATE_DIR
         directory.mkdir(exist_ok=True)
-        data = asdict(self)
-        write_durably(directory / "state.json", json.dumps(data, indent=1).encode())
+        data = {
+            "server": self.server,
+            "workspace": self.workspace,
+            "prefix": self.prefix,
+            "cursor": self.cursor,
+            # by hand, not asdict() (a deep copy), and compact (json's C encoder): with
+            # 10,000 files this is most of what a no-op sync costs
+            "files": {
+                p: {"sha256": e.sha256, "rev": e.rev, "size": e.size, "mtime_ns": e.mtime_ns}
+                for p, e in self.files.items()
+            },
+            "pending": self.pending,
+            "last_sync": self.last_sync,
+        }
+        encoded = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        write_durably(directory / "state.json", encoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +115,54 @@ class LocalFile:
     mtime_ns: int
 
 
-def load_ignores(root: Path) -> pathspec.GitIgnoreSpec:
-    lines = list(DEFAULT_IGNORES)
-    with contextlib.suppress(FileNotFoundError):
-        lines += (root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+class Ignores:
+    """gitignore rules (pathspec's ``GitIgnoreSpec``) with one combined regex in front.
+
+    Most paths match no rule at all, and one search of the union of the rules' regexes
+    says so; only a path that matches some rule goes through the spec, which decides
+    between rules (negation, directory patterns). Same answers, several times faster
+    on a scan of thousands of files.
+    """
+
+    def __init__(self, spec: pathspec.GitIgnoreSpec) -> None:
+        self.spec = spec
+        self._any: re.Pattern[str] | None = None  # None: no rule at all
+        self._always = False  # a rule the prefilter cannot read: ask the spec every time
+        sources: list[str] = []
+        for pattern in spec.patterns:
+            if pattern.include is None:
+                continue  # a comment or a blank line
+            regex = getattr(pattern, "regex", None)
+            if regex is None or not isinstance(regex.pattern, str):
+                self._always = True
+                return
+            sources.append(re.sub(r"\(\?P<[^>]+>", "(?:", regex.pattern))  # unname groups
+        if sources:
+            self._any = re.compile("|".join(f"(?:{s})" for s in sources))
+
+    def match_file(self, path: str) -> bool:
+        if not self._always and (self._any is None or self._any.search(path) is None):
+            return False
+        return bool(self.spec.match_file(path))
+
+
+def load_ignores(root: Path) -> Ignores:
+    lines: list[str] = []
+    try:
+        lines = (root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        pass
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"{root / IGNORE_FILE} is not UTF-8 text") from exc
+    for number, line in enumerate(lines, 1):  # name the rule a user has to fix
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except (ValueError, re.error) as exc:
+            raise BadRequest(
+                f"{root / IGNORE_FILE} line {number}: {line!r} is not a valid rule ({exc})",
+                hint="fix or remove that line (the syntax is .gitignore's)",
+            ) from exc
+    return Ignores(pathspec.GitIgnoreSpec.from_lines([*DEFAULT_IGNORES, *lines]))
 
 
 def hash_file(path: Path) -> str:
@@ -114,18 +173,25 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def scan(
-    root: Path, state: State, ignores: pathspec.GitIgnoreSpec, skipped: list[str]
-) -> dict[str, LocalFile]:
+def scan(root: Path, state: State, ignores: Ignores, skipped: list[str]) -> dict[str, LocalFile]:
     """Every regular file under ``root`` that is not ignored, by its relative path.
 
     Symlinks are never followed (listed in ``skipped``), nor are paths the server
-    would refuse. Hashes are reused from the state when size and mtime match.
+    would refuse. Hashes are reused from the state when size and mtime match, unless
+    the mtime is too close to the last scan to tell two writes apart ("racily clean",
+    as git calls it: a same-size edit within the file system's timestamp granularity
+    keeps the mtime), so such files are hashed again.
     """
     found: dict[str, LocalFile] = {}
-    for rel, st in _walk(root, "", ignores, skipped):
+    trusted_before = int(state.last_sync * 1e9) - RACY_NS if state.last_sync else 0
+    for rel, st in _walk(root, "", ignores, skipped, state.files.keys()):
         known = state.files.get(rel)
-        if known is not None and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
+        if (
+            known is not None
+            and known.size == st.st_size
+            and known.mtime_ns == st.st_mtime_ns
+            and st.st_mtime_ns < trusted_before
+        ):
             sha = known.sha256
         else:
             try:
@@ -138,7 +204,11 @@ def scan(
 
 
 def _walk(
-    root: Path, rel_dir: str, ignores: pathspec.GitIgnoreSpec, skipped: list[str]
+    root: Path,
+    rel_dir: str,
+    ignores: Ignores,
+    skipped: list[str],
+    known: Collection[str],
 ) -> Iterator[tuple[str, os.stat_result]]:
     try:
         entries = list(os.scandir(root / rel_dir if rel_dir else root))
@@ -152,15 +222,16 @@ def _walk(
             continue
         if entry.is_dir(follow_symlinks=False):
             if not ignores.match_file(rel + "/"):
-                yield from _walk(root, rel, ignores, skipped)
+                yield from _walk(root, rel, ignores, skipped, known)
             continue
         if ignores.match_file(rel):
             continue
-        try:
-            normalize_path(rel)
-        except InvalidPath:
-            skipped.append(rel)
-            continue
+        if rel not in known:  # a path synced before is known to be valid
+            try:
+                normalize_path(rel)
+            except InvalidPath:
+                skipped.append(rel)
+                continue
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISREG(st.st_mode):
             yield rel, st
@@ -172,8 +243,20 @@ def write_local(root: Path, rel: str, data: bytes) -> os.stat_result:
     target = safe_target(root, rel)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
-    write_durably(tmp, data)
-    os.replace(tmp, target)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a failed write leaves no temp file behind
+        raise
     fsync_dir(target.parent)
     return target.stat()
 
