@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from memhub.cli.common import (
     DataDirOption,
@@ -78,11 +80,13 @@ def search(
         return
     if not found["results"]:
         console.print("no results")
+    out = Console(highlight=False)  # results go to stdout, messages to stderr
     for hit in found["results"]:
-        heading = " / ".join(hit["heading"])
-        console.print(
-            f"[bold]{hit['path']}[/bold]:{hit['line_start']}-{hit['line_end']}  "
-            f"[dim]{heading}  rev {hit['rev']}  score {hit['score']}[/dim]"
+        heading = escape(" / ".join(hit["heading"]))
+        out.print(
+            f"[bold]{escape(hit['path'])}[/bold]:{hit['line_start']}-{hit['line_end']}  "
+            f"[dim]{heading}  rev {hit['rev']}  score {hit['score']}[/dim]",
+            soft_wrap=True,
         )
         typer.echo(f"  {hit['snippet']}")
 

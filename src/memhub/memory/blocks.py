@@ -267,6 +267,10 @@ def _split_diffmem(path: str, text: str, file_kind: str) -> list[Block]:
         trail = _trail_at(sections, head_at if head_at is not None else i)
         body_lines = lines[first:end]
         body = "\n".join(body_lines).strip("\n")
+        covered.update(range(i, end + 1))
+        if not body.strip():  # an empty /START … /END: nothing to find or load
+            i = end + 1
+            continue
         explicit.append(
             Block(
                 path=path,
@@ -281,7 +285,6 @@ def _split_diffmem(path: str, text: str, file_kind: str) -> list[Block]:
                 strength=_strength(head_line) or _strength(body.split("\n", 1)[0]),
             )
         )
-        covered.update(range(i, end + 1))
         i = end + 1
     rest = _markdown_outside(path, lines, covered, file_kind)
     return sorted(explicit + rest, key=lambda b: b.line_start)
@@ -307,11 +310,12 @@ def _markdown_outside(path: str, lines: list[str], covered: set[int], kind: str)
             else:
                 runs.append([i])
         for run in runs:
-            body = "\n".join(lines[run[0] : run[-1] + 1]).strip("\n")
-            if not body.strip() or (_HEADING.match(body) and "\n" not in body.strip()):
+            chunk = lines[run[0] : run[-1] + 1]
+            offset = _leading_blank(chunk)
+            body = "\n".join(chunk[offset:]).rstrip()
+            if not body.strip() or (_HEADING.match(body) and "\n" not in body):
                 continue
             first_line = body.split("\n", 1)[0]
-            offset = _leading_blank(lines[run[0] : run[-1] + 1])
             blocks.append(
                 Block(
                     path=path,
@@ -359,6 +363,9 @@ def _split_item(path: str, text: str) -> list[Block]:
     meta, body, skipped = parse_front_matter(text)
     if not body.strip():
         return []
+    leading = _leading_blank(body.split("\n"))
+    skipped += leading
+    body = "\n".join(body.split("\n")[leading:])
     title = meta.get("title") or body.strip().split("\n", 1)[0].lstrip("# ")[:80]
     return [
         Block(
@@ -401,7 +408,7 @@ def _split_transcript(path: str, text: str) -> list[Block]:
     if turns is None:
         return _line_turns(path, text)
     blocks = []
-    for n, turn in enumerate(turns):
+    for turn, first_line, last_line in turns:
         body = str(turn.get("text") or turn.get("content") or "").strip()
         caption = turn.get("blip_caption") or turn.get("caption")
         if caption:
@@ -421,8 +428,8 @@ def _split_transcript(path: str, text: str) -> list[Block]:
                 file_kind="transcript",
                 heading=(str(speaker),) if speaker else (),
                 text=body,
-                line_start=n + 1,
-                line_end=n + 1,
+                line_start=first_line,
+                line_end=last_line,
                 turn_id=str(turn_id) if turn_id is not None else None,
                 speaker=str(speaker) if speaker else None,
                 timestamp=_parse_time(str(when)) if when else None,
@@ -432,19 +439,21 @@ def _split_transcript(path: str, text: str) -> list[Block]:
     return blocks
 
 
-def _json_turns(text: str) -> list[dict[str, Any]] | None:
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+# A turn with the lines it spans in the file (1-based, inclusive).
+Turn = tuple[dict[str, Any], int, int]
+
+
+def _json_turns(text: str) -> list[Turn] | None:
+    """The turns of a JSON array of objects or of JSON lines, or None if it is neither."""
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            return None
-        if isinstance(data, list) and all(isinstance(t, dict) for t in data):
-            return data
-        return None
+        return _json_array(text, len(text) - len(stripped))
     if stripped.startswith("{"):
-        turns: list[dict[str, Any]] = []
-        for line in stripped.splitlines():
+        turns: list[Turn] = []
+        for i, line in enumerate(text.split("\n")):
             if not line.strip():
                 continue
             try:
@@ -453,9 +462,55 @@ def _json_turns(text: str) -> list[dict[str, Any]] | None:
                 return None
             if not isinstance(item, dict):
                 return None
-            turns.append(item)
+            turns.append((item, i + 1, i + 1))
         return turns
     return None
+
+
+def _json_array(text: str, start: int) -> list[Turn] | None:
+    """Decode the array at ``start`` one element at a time, to know each one's lines."""
+    turns: list[Turn] = []
+    lines = _LineCounter(text)
+    pos = _skip_space(text, start + 1)
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            try:
+                item, end = _DECODER.raw_decode(text, pos)
+            except ValueError:
+                return None
+            if not isinstance(item, dict):
+                return None
+            turns.append((item, lines.at(pos), lines.at(end - 1)))
+            pos = _skip_space(text, end)
+            if text.startswith(",", pos):
+                pos = _skip_space(text, pos + 1)
+                continue
+            if text.startswith("]", pos):
+                pos += 1
+                break
+            return None
+    return turns if not text[pos:].strip() else None
+
+
+def _skip_space(text: str, pos: int) -> int:
+    match = _JSON_SPACE.match(text, pos)
+    return match.end() if match else pos
+
+
+class _LineCounter:
+    """1-based line numbers of ascending offsets in one text, in linear time overall."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.offset = 0
+        self.line = 1
+
+    def at(self, offset: int) -> int:
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
 
 
 def _line_turns(path: str, text: str) -> list[Block]:

@@ -92,7 +92,9 @@ class Context:
     def add(self, section: str, source: Source, text: str, key: tuple[str, int, int]) -> bool:
         if key in self.seen or self.covers(key[0], key[2]):
             return False
-        cost = estimate_tokens(text) + 2
+        cost = estimate_tokens(text) + 2  # the item and the blank line after it
+        if section not in self.parts:  # the first item of a section brings its heading
+            cost += estimate_tokens(f"## {section}\n\n")
         if self.used + cost > self.max_tokens:
             self.skipped += 1
             return False
@@ -242,9 +244,9 @@ class ContextAssembler:
         source = Source(section, path, [], rev, 0, 1, text.count("\n") + 1)
         if ctx.add(section, source, whole, (path, 0, rev)):
             return True
-        for block in blocks:  # too big whole: its always-load blocks, then the rest in order
-            if block.always_load:
-                self._add_block(ctx, section, block, rev)
+        # too big whole: its always-load blocks, then the rest in order, each if it fits
+        for block in sorted(blocks, key=lambda b: not b.always_load):
+            self._add_block(ctx, section, block, rev)
         return True
 
     def _add_block(self, ctx: Context, section: str, block: Block, rev: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from memhub.memory.analyzer import highlight
 from memhub.memory.context import Context, ContextAssembler
 from memhub.memory.index import SearchFilters, SearchIndex
 from memhub.store import Store
+from memhub.store.paths import normalize_prefix
 
 MAX_K = 200
 
@@ -35,6 +37,8 @@ class Memory:
             raise BadRequest("offset must not be negative")
         if len(query) > 10_000:
             raise BadRequest("the query is limited to 10,000 characters")
+        if filters is not None and filters.path_prefix:
+            filters = replace(filters, path_prefix=normalize_prefix(filters.path_prefix) or None)
         index = self.index.current(workspace)
         hits, terms, total = index.search(query, k=k, offset=offset, filters=filters)
         return {
