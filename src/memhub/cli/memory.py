@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,12 +27,16 @@ from memhub.cli.common import (
     console,
     fail,
     load_settings,
+    open_local_store,
     print_json,
     profile,
 )
 from memhub.client import MemhubClient
 from memhub.errors import MemhubError
 from memhub.memory.context import DEPTHS
+
+if TYPE_CHECKING:
+    from memhub.memory.service import Memory
 
 
 def _remote(server: str | None, workspace: str | None) -> tuple[MemhubClient | None, str]:
@@ -39,13 +45,19 @@ def _remote(server: str | None, workspace: str | None) -> tuple[MemhubClient | N
     return (chosen.client() if chosen.explicit else None), chosen.workspace
 
 
-def _local(data_dir: Path | None) -> tuple[Any, Any]:
-    from memhub.cli.common import open_local_store
-    from memhub.memory.service import Memory
+@contextmanager
+def _local(data_dir: Path | None) -> Iterator[Memory]:
+    """The memory layer over the local data dir (its own index under index/cli)."""
+    from memhub.memory.service import Memory  # heavy (tantivy, stemmers): only when used
 
     settings = load_settings(data_dir)
     store = open_local_store(data_dir)
-    return store, Memory(store, settings.data_dir / "index" / "cli")
+    memory = Memory(store, settings.data_dir / "index" / "cli")
+    try:
+        yield memory
+    finally:
+        memory.close()
+        store.close()
 
 
 def search(
@@ -67,12 +79,8 @@ def search(
         else:
             from memhub.memory.index import SearchFilters
 
-            store, memory = _local(data_dir)
-            try:
+            with _local(data_dir) as memory:
                 found = memory.search(ws, query, k=k, filters=SearchFilters(path_prefix=prefix))
-            finally:
-                memory.close()
-                store.close()
     except MemhubError as exc:
         fail(str(exc))
     if json_output:
@@ -125,14 +133,10 @@ def context(
             with client:
                 result = client.context(conversation, depth=depth, max_tokens=max_tokens)
         else:
-            store, memory = _local(data_dir)
-            try:
+            with _local(data_dir) as memory:
                 result = memory.context(
                     ws, conversation, depth=depth, max_tokens=max_tokens
                 ).to_dict()
-            finally:
-                memory.close()
-                store.close()
     except MemhubError as exc:
         fail(str(exc))
     if json_output:
@@ -154,12 +158,8 @@ def reindex(
             with client:
                 stats = client.rebuild_index()
         else:
-            store, memory = _local(data_dir)
-            try:
+            with _local(data_dir) as memory:
                 stats = memory.rebuild(ws)
-            finally:
-                memory.close()
-                store.close()
     except MemhubError as exc:
         fail(str(exc))
     if json_output:
