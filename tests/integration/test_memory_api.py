@@ -279,6 +279,18 @@ def test_seed_search_rejects_bad_input(client: TestClient) -> None:
     assert_error(not_json, 422)
 
 
+def test_a_match_longer_than_the_snippet_is_shown_whole(client: TestClient) -> None:
+    token = "x" * 120 + "z" * 130  # one word, longer than a snippet
+    put(client, "default", "notes/blob.md", f"## Blob\n\nbefore {token} after\n")
+    for response in (
+        client.post(f"{WS}/search", json={"query": token}),
+        client.get(f"{WS}/search", params={"q": token}),
+        client.post("/memory/search", json={"query": token}),
+    ):
+        assert response.status_code == 200, response.text
+        assert f"**{token}**" in response.json()["results"][0]["snippet"]
+
+
 def test_unknown_workspace_is_404(client: TestClient) -> None:
     for response in (
         client.post("/v1/workspaces/nope/search", json={"query": "x"}),

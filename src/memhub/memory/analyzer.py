@@ -26,6 +26,7 @@ uses them to mark matches in the original text.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import unicodedata
@@ -340,10 +341,12 @@ def highlight(text: str, terms: set[str], lang: str | None = None, max_chars: in
     out: list[str] = []
     cursor = start
     for span_start, span_end in spans:
-        out += (_plain(text[cursor:span_start]), "**", _plain(text[span_start:span_end]), "**")
+        out += (_unbold(text[cursor:span_start]), "**", _unbold(text[span_start:span_end]), "**")
         cursor = span_end
-    out.append(_plain(text[cursor:end]))
-    snippet = "".join(out).strip()
+    out.append(_unbold(text[cursor:end]))
+    # matches hold no whitespace, so collapsing it once over the whole snippet is the same
+    # as collapsing it in each piece
+    snippet = _SPACES_RE.sub(" ", "".join(out)).strip()
     return ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
 
 
@@ -422,15 +425,22 @@ def _window(text: str, hits: list[_Hit], max_chars: int) -> tuple[int, int]:
     """The stretch of at most max_chars with the most distinct, then most, matches."""
     if not hits:
         return 0, _snap_end(text, min(len(text), max_chars), 0)
-    best, best_score = 0, (0, 0)
+    best, best_score, best_last = 0, (0, 0), hits[0].end
     for i, first in enumerate(hits):
-        inside = [t for t in hits[i:] if t.end - first.start <= max_chars]
-        score = (len({t.term for t in inside}), len(inside))
-        if score > best_score:
-            best, best_score = i, score
-    first = hits[best]
-    last = max(t.end for t in hits[best:] if t.end - first.start <= max_chars)
-    last = max(last, first.end)
+        limit = first.start + max_chars
+        inside: set[str] = set()
+        count, last = 0, first.end
+        for hit in itertools.islice(hits, i, None):
+            if hit.start > limit:  # hits are in text order: none further fits either
+                break
+            if hit.end <= limit:
+                inside.add(hit.term)
+                count += 1
+                last = max(last, hit.end)
+        if (len(inside), count) > best_score:
+            best, best_score, best_last = i, (len(inside), count), last
+    # (a single match longer than max_chars is the whole window: it is shown whole)
+    first, last = hits[best], best_last
     slack = max(0, max_chars - (last - first.start))
     start = max(0, min(first.start - slack // 3, len(text) - max_chars))
     end = min(len(text), start + max_chars)
@@ -463,6 +473,6 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _plain(chunk: str) -> str:
-    """Original text with whitespace collapsed and markdown bold markers dropped."""
-    return _SPACES_RE.sub(" ", chunk.replace("**", ""))
+def _unbold(chunk: str) -> str:
+    """Original text without markdown bold markers (the snippet's are the only ones)."""
+    return chunk.replace("**", "")
