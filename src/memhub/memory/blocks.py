@@ -114,6 +114,10 @@ def split_file(path: str, text: str, *, workspace: str | None = None) -> list[Bl
         blocks = _split_diffmem(path, text, file_kind)
     else:
         blocks = _split_markdown(path, text, file_kind)
+        if file_kind == "markdown":
+            from memhub.memory.turns import markdown_turns
+
+            blocks = markdown_turns(blocks)
     if file_kind == "instructions":
         blocks = [replace(b, always_load=b.always_load or is_mandatory(b)) for b in blocks]
     if file_kind == "timeline":
@@ -384,6 +388,13 @@ def _split_item(path: str, text: str) -> list[Block]:
     ]
 
 
+def _turn_time(value: str) -> float | None:
+    """ISO 8601, else a date written out (``1:56 pm on 8 May, 2023``)."""
+    from memhub.memory.turns import heading_date
+
+    return _parse_time(value) or heading_date(value)
+
+
 def _parse_time(value: str | None) -> float | None:
     if not value:
         return None
@@ -432,7 +443,7 @@ def _split_transcript(path: str, text: str) -> list[Block]:
                 line_end=last_line,
                 turn_id=str(turn_id) if turn_id is not None else None,
                 speaker=str(speaker) if speaker else None,
-                timestamp=_parse_time(str(when)) if when else None,
+                timestamp=_turn_time(str(when)) if when else None,
                 meta={"when": str(when)} if when else {},
             )
         )

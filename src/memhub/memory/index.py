@@ -37,14 +37,33 @@ INDEX_VERSION = 2  # 2: the "weighted" marker field
 MAX_INDEXED_BYTES = 4 * 1024 * 1024  # larger files are kept, not indexed
 WRITER_HEAP = 64 * 1024 * 1024
 REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
-CONTEXT_NEIGHBOURS = 2  # turns before and after a turn that go into its context field
 STRENGTH_WEIGHT = {"High": 0.828, "Medium": 0.297}  # log2(2 + w): x1.5, x1.2
+TEXT_FIELDS = ("text", "context", "heading")
 
-# Measured on LoCoMo (bench/locomo.py): text, the neighbouring turns at 0.7 as a
-# per-term disjunction-max with tie 0.3, and names matched against speakers only.
-TEXT_FIELDS = {"text": 1.0, "context": 0.7, "heading": 0.5}
-TIE_BREAKER = 0.3
-SPEAKER_BOOST = 2.0
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """How a search weighs a block's fields. Each query term scores the best of the
+    text fields (a disjunction max with a tie breaker); a term that names a speaker
+    scores the speaker field instead. ``neighbours`` turns before and after a turn
+    are indexed as its context (so it is fixed when the index is built).
+
+    The defaults are chosen by leave-one-conversation-out on the LoCoMo dev files
+    (``bench/locomo.py --loo``): every figure there is reported on a file the
+    weights were not chosen on."""
+
+    text: float = 1.0
+    context: float = 0.7
+    heading: float = 0.5
+    tie_breaker: float = 0.3
+    speaker_boost: float = 2.0
+    neighbours: int = 2
+
+    def field_boosts(self) -> tuple[tuple[str, float], ...]:
+        return (("text", self.text), ("context", self.context), ("heading", self.heading))
+
+
+RANKING = Ranking()
 
 
 def _schema() -> tantivy.Schema:
@@ -124,7 +143,9 @@ def _prefixes(path: str) -> Iterator[str]:
     yield path
 
 
-def block_documents(blocks: list[Block], revision: Revision) -> Iterator[tantivy.Document]:
+def block_documents(
+    blocks: list[Block], revision: Revision, neighbours: int = RANKING.neighbours
+) -> Iterator[tantivy.Document]:
     """The tantivy documents of one file's blocks."""
     lang = detect_language(" ".join(b.text[:400] for b in blocks[:20]))
     for i, block in enumerate(blocks):
@@ -140,7 +161,7 @@ def block_documents(blocks: list[Block], revision: Revision) -> Iterator[tantivy
             doc.add_pre_tokenized_text("speaker", _pretokenized(block.speaker, lang))
         elif block.heading:
             doc.add_pre_tokenized_text("heading", _pretokenized(" / ".join(block.heading), lang))
-        context = _context_of(blocks, i)
+        context = _context_of(blocks, i, neighbours)
         if context:
             doc.add_pre_tokenized_text("context", _pretokenized(context, lang))
         doc.add_integer("always_load", 1 if block.always_load else 0)
@@ -172,10 +193,10 @@ def block_documents(blocks: list[Block], revision: Revision) -> Iterator[tantivy
         yield doc
 
 
-def _context_of(blocks: list[Block], i: int) -> str:
-    if blocks[i].kind != "turn":
+def _context_of(blocks: list[Block], i: int, neighbours: int) -> str:
+    if blocks[i].kind != "turn" or neighbours <= 0:
         return ""
-    lo, hi = max(0, i - CONTEXT_NEIGHBOURS), min(len(blocks), i + CONTEXT_NEIGHBOURS + 1)
+    lo, hi = max(0, i - neighbours), min(len(blocks), i + neighbours + 1)
     return "\n".join(blocks[j].text for j in range(lo, hi) if j != i and blocks[j].kind == "turn")
 
 
@@ -191,10 +212,13 @@ def decode_text(data: bytes, content_type: str) -> str | None:
 class WorkspaceIndex:
     """One workspace's index directory, writer and catch-up state."""
 
-    def __init__(self, root: Path, workspace: str, store: Store) -> None:
+    def __init__(
+        self, root: Path, workspace: str, store: Store, ranking: Ranking = RANKING
+    ) -> None:
         self.root = root
         self.workspace = workspace
         self.store = store
+        self.ranking = ranking
         self._lock = threading.Lock()
         self._writer: Any = None
         self.applied_rev = 0
@@ -211,6 +235,8 @@ class WorkspaceIndex:
             state = json.loads(self._state_path().read_text(encoding="utf-8"))
             if state.get("version") != INDEX_VERSION:
                 raise ValueError("index version changed")
+            if state.get("neighbours", RANKING.neighbours) != self.ranking.neighbours:
+                raise ValueError("the indexed context changed")
             if not (data_dir / "meta.json").is_file():
                 raise ValueError("the tantivy index is missing")
             index = tantivy.Index(SCHEMA, path=str(data_dir), reuse=True)
@@ -226,7 +252,15 @@ class WorkspaceIndex:
 
     def _save_state(self) -> None:
         tmp = self._state_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": INDEX_VERSION, "rev": self.applied_rev}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "version": INDEX_VERSION,
+                    "rev": self.applied_rev,
+                    "neighbours": self.ranking.neighbours,
+                }
+            )
+        )
         tmp.replace(self._state_path())
 
     def _writer_handle(self) -> Any:
@@ -296,7 +330,7 @@ class WorkspaceIndex:
             if text is None:
                 continue
             blocks = split_file(found.path, text, workspace=self.workspace)
-            for doc in block_documents(blocks, found):
+            for doc in block_documents(blocks, found, self.ranking.neighbours):
                 writer.add_document(doc)
 
     def _commit(self) -> None:
@@ -321,7 +355,7 @@ class WorkspaceIndex:
         filters = filters or SearchFilters()
         terms = analyze(query)
         searcher = self.index.searcher()
-        text_query = _text_query(searcher, terms)
+        text_query = _text_query(searcher, terms, self.ranking)
         musts = _filter_queries(filters)
         if text_query is None and not musts:
             return [], set(terms), 0
@@ -362,7 +396,9 @@ class WorkspaceIndex:
         return int(self.index.searcher().num_docs)
 
 
-def _text_query(searcher: tantivy.Searcher, terms: list[str]) -> tantivy.Query | None:
+def _text_query(
+    searcher: tantivy.Searcher, terms: list[str], ranking: Ranking
+) -> tantivy.Query | None:
     """Each term: a name of a speaker → the speaker field; otherwise the best of the
     text fields (disjunction max). Repeated terms weigh more."""
     if not terms:
@@ -375,17 +411,24 @@ def _text_query(searcher: tantivy.Searcher, terms: list[str]) -> tantivy.Query |
         if searcher.doc_freq("speaker", term) > 0:
             query = tantivy.Query.term_query(SCHEMA, "speaker", term, index_option="freq")
             clauses.append(
-                (tantivy.Occur.Should, tantivy.Query.boost_query(query, SPEAKER_BOOST * weight))
+                (
+                    tantivy.Occur.Should,
+                    tantivy.Query.boost_query(query, ranking.speaker_boost * weight),
+                )
             )
             continue
         per_field = [
             tantivy.Query.boost_query(
                 tantivy.Query.term_query(SCHEMA, field, term, index_option="freq"), boost * weight
             )
-            for field, boost in TEXT_FIELDS.items()
+            for field, boost in ranking.field_boosts()
+            if boost > 0
         ]
         clauses.append(
-            (tantivy.Occur.Should, tantivy.Query.disjunction_max_query(per_field, TIE_BREAKER))
+            (
+                tantivy.Occur.Should,
+                tantivy.Query.disjunction_max_query(per_field, ranking.tie_breaker),
+            )
         )
     return tantivy.Query.boolean_query(clauses)
 
