@@ -107,3 +107,14 @@ def test_heading_date(text: str, day: tuple[int, int, int] | None) -> None:
 def test_heading_parsers_never_raise(text: str) -> None:
     turn_heading(text)
     heading_date(text)
+
+
+def test_markdown_sessions_keep_headings_with_their_text() -> None:
+    """A markdown file under sessions/ that is neither JSON nor speaker lines: turns
+    from its headings, never a heading split from its body."""
+    text = "# Session 2 — 9 June 2023\n\n## D2:1 Ann\nWe adopted a dog.\n\n## Summary\nA dog.\n"
+    blocks = split_file("sessions/2023-06-09.md", text)
+    assert [(b.kind, b.turn_id, b.speaker, b.text) for b in blocks] == [
+        ("turn", "D2:1", "Ann", "We adopted a dog."),
+        ("section", None, None, "## Summary\nA dog."),
+    ]

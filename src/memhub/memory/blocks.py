@@ -529,7 +529,13 @@ def _line_turns(path: str, text: str) -> list[Block]:
     if sum(1 for ln in lines if _TURN_LINE.match(ln)) < max(
         1, len([ln for ln in lines if ln.strip()]) // 2
     ):
-        return _split_paragraphs(path, text, "transcript")
+        if not path.lower().endswith((".md", ".markdown")):
+            return _split_paragraphs(path, text, "transcript")
+        # markdown that is neither JSON nor "Speaker: text" lines: its sections, each
+        # heading kept with its text, and turns where the headings name them
+        from memhub.memory.turns import markdown_turns
+
+        return markdown_turns(_split_markdown(path, text, "transcript"))
     blocks = []
     for i, line in enumerate(lines):
         match = _TURN_LINE.match(line)
