@@ -43,8 +43,8 @@ def open_memory(tmp_path: Path) -> Iterator[Callable[..., Memory]]:
     """``open_memory(store, index_dir=None)``: a Memory closed at teardown."""
     opened: list[Memory] = []
 
-    def make(store: Store, index_dir: Path | None = None) -> Memory:
-        memory = Memory(store, index_dir or tmp_path / "index")
+    def make(store: Store, index_dir: Path | None = None, **options: Any) -> Memory:
+        memory = Memory(store, index_dir or tmp_path / "index", **options)
         opened.append(memory)
         return memory
 
@@ -353,8 +353,9 @@ def test_a_second_node_with_its_own_index_sees_the_same_results(
         node_a, node_b = (Store(meta, blobs) for meta in metas)
         workspace = f"nodes-{tmp_path.name[-12:]}".replace("_", "-")
         node_a.create_workspace(workspace)
-        memory_a = open_memory(node_a, tmp_path / "index-a")
-        memory_b = open_memory(node_b, tmp_path / "index-b")
+        # recheck 0: each search asks the database (the staleness bound has its own test)
+        memory_a = open_memory(node_a, tmp_path / "index-a", recheck_seconds=0)
+        memory_b = open_memory(node_b, tmp_path / "index-b", recheck_seconds=0)
 
         def both(query: str) -> tuple[list[str], list[str]]:
             return tuple(  # type: ignore[return-value]
@@ -390,3 +391,40 @@ def test_snippets_mark_every_form_of_the_query_words(store: Store, memory: Memor
     put(store, "notes/mem.md", "## Пам'ять\n\nПАМ’ЯТЬ і пам'яті, памʼяттю\n")
     snippet = memory.search(WS, "пам'ять")["results"][0]["snippet"]
     assert snippet.count("**") == 2 * 4, snippet
+
+
+def test_searches_ask_the_database_only_when_the_recheck_interval_passed(
+    sqlite_url: str, tmp_path: Path, open_memory: Callable[..., Memory]
+) -> None:
+    """Writes through this process are seen at once without asking the database;
+    writes through another node once ``recheck_seconds`` have passed."""
+    blobs = open_blob_store((tmp_path / "shared-blobs").as_uri())
+    metas = [Metadata(sqlite_url), Metadata(sqlite_url)]
+    now = [1000.0]
+    try:
+        here, other = (Store(meta, blobs) for meta in metas)
+        here.create_workspace("recheck")
+        memory = open_memory(here, tmp_path / "index", recheck_seconds=5, clock=lambda: now[0])
+        asked: list[str] = []
+        head_rev = here.head_rev
+        here.head_rev = lambda ws: asked.append(ws) or head_rev(ws)  # type: ignore[method-assign]
+
+        def paths(query: str) -> list[str]:
+            return sorted(h["path"] for h in memory.search("recheck", query)["results"])
+
+        here.put("recheck", "seed.md", b"a seed\n")
+        assert paths("seed") == ["seed.md"]
+        assert asked  # the first search asks (and builds the index)
+        asked.clear()
+        here.put("recheck", "a.md", b"a narwhal\n")
+        assert paths("narwhal") == ["a.md"]  # our own write: seen at once, nothing asked
+        other.put("recheck", "b.md", b"another narwhal\n")
+        now[0] += 4.9
+        assert paths("narwhal") == ["a.md"]  # the other node's write: not yet
+        assert asked == []
+        now[0] += 0.2
+        assert paths("narwhal") == ["a.md", "b.md"]  # the interval passed: asked again
+        assert asked == ["recheck"]
+    finally:
+        for meta in metas:
+            meta.close()

@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -470,14 +472,52 @@ def _prefix_query(prefix: str) -> tantivy.Query:
     return tantivy.Query.regex_query(SCHEMA, "path", f"{escaped}.*")
 
 
-class SearchIndex:
-    """Every workspace's index under one directory; opened on first use."""
+RECHECK_SECONDS = 0.25  # how stale a search may be about writes through other nodes
 
-    def __init__(self, root: Path, store: Store) -> None:
+
+class SearchIndex:
+    """Every workspace's index under one directory; opened on first use.
+
+    Knowing the head rev of a workspace costs a database query. Writes through this
+    process announce their rev (a store listener), so a search asks the database only
+    when ``recheck_seconds`` have passed since it last did: writes here are seen at
+    once, writes through other nodes within that interval."""
+
+    def __init__(
+        self,
+        root: Path,
+        store: Store,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.root = root
         self.store = store
+        self.recheck_seconds = recheck_seconds
+        self.clock = clock
         self._indexes: dict[str, WorkspaceIndex] = {}
         self._lock = threading.Lock()
+        # workspace -> (highest rev known, clock() when the database was last asked)
+        self._heads: dict[str, tuple[int, float]] = {}
+        store.add_listener(self._committed)
+
+    def _committed(self, workspace: str, rev: int) -> None:
+        with self._lock:
+            known, asked = self._heads.get(workspace, (0, -math.inf))
+            self._heads[workspace] = (max(known, rev), asked)
+
+    def head(self, workspace: str) -> int:
+        """The workspace's head rev: announced by this process's writes, and asked of
+        the database at most every ``recheck_seconds``."""
+        now = self.clock()
+        known, asked = self._heads.get(workspace, (0, -math.inf))
+        if now - asked < self.recheck_seconds:
+            return known
+        head = self.store.head_rev(workspace)
+        with self._lock:
+            known, _ = self._heads.get(workspace, (0, -math.inf))
+            self._heads[workspace] = (max(known, head), now)
+        return max(known, head)
 
     def workspace(self, name: str) -> WorkspaceIndex:
         index = self._indexes.get(name)
@@ -494,7 +534,7 @@ class SearchIndex:
     def current(self, name: str) -> WorkspaceIndex:
         """The workspace's index, caught up with the change log."""
         index = self.workspace(name)
-        index.catch_up()
+        index.catch_up(self.head(name))
         return index
 
     def rebuild(self, name: str) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from memhub.errors import BadRequest
 from memhub.memory.analyzer import highlight
 from memhub.memory.context import Context, ContextAssembler
-from memhub.memory.index import SearchFilters, SearchIndex
+from memhub.memory.index import RECHECK_SECONDS, SearchFilters, SearchIndex
 from memhub.store import Store
 from memhub.store.paths import normalize_prefix
 
@@ -17,9 +19,16 @@ MAX_K = 200
 
 
 class Memory:
-    def __init__(self, store: Store, index_dir: Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index_dir: Path,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
-        self.index = SearchIndex(index_dir, store)
+        self.index = SearchIndex(index_dir, store, recheck_seconds=recheck_seconds, clock=clock)
         self.assembler = ContextAssembler(store, self.index)
 
     def search(
