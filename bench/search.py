@@ -1,6 +1,7 @@
 """Search speed at 100k blocks: memhub in-process and over HTTP, beside rank_bm25 and SQLite FTS5.
 
-Run: ``.venv/bin/python bench/search.py [--quick] [--json-out PATH] [--scratch DIR]``
+Run: ``.venv/bin/python bench/search.py [--quick] [--files N] [--sections N] [--json-out PATH] [--scratch DIR]``
+(1M blocks: ``--files 10000 --sections 100``)
 
 The corpus is synthetic and deterministic (``--seed``): markdown notes of ~10 ``##``
 sections each (10k files, 100k blocks; ``--quick``: 1k files, 10k blocks), sentences
@@ -36,6 +37,7 @@ table, writes ``bench/results/search.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import http.client
 import json
@@ -217,11 +219,13 @@ def sentence(rng: random.Random, vocab: dict[str, Vocabulary], lang: str) -> str
     return text[0].upper() + text[1:] + "."
 
 
-def note(rng: random.Random, vocab: dict[str, Vocabulary], n: int) -> tuple[str, str]:
+def note(
+    rng: random.Random, vocab: dict[str, Vocabulary], n: int, sections: int = BLOCKS_PER_FILE
+) -> tuple[str, str]:
     lang = rng.choices(("en", "ru", "uk"), weights=(0.4, 0.35, 0.25))[0]
     title = " ".join(vocab[lang].draw(rng, 3)).capitalize()
     lines = [f"# {title}", ""]
-    for _ in range(BLOCKS_PER_FILE):
+    for _ in range(sections):
         lines += [f"## {' '.join(vocab[lang].draw(rng, 2)).capitalize()}", ""]
         lines += [" ".join(sentence(rng, vocab, lang) for _ in range(rng.randint(2, 5))), ""]
     topic = vocab["en"].words[n % 50]
@@ -390,17 +394,26 @@ def fill(store: Store, files: list[tuple[str, str]]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="1k files (10k blocks)")
+    parser.add_argument("--files", type=int, default=None, help="corpus size in files")
+    parser.add_argument(
+        "--sections",
+        type=int,
+        default=BLOCKS_PER_FILE,
+        help="sections (blocks) per file: 1M blocks is --files 10000 --sections 100",
+    )
     parser.add_argument("--seed", type=int, default=20240501)
     parser.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "search.json"))
     parser.add_argument("--scratch", default=None, help="where the temporary data dir goes")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.files:
+        plan = dataclasses.replace(plan, files=args.files)
     phases: dict[str, float] = {}
     started = time.perf_counter()
 
     rng = random.Random(args.seed)
     vocab = vocabularies(args.seed)
-    files = [note(rng, vocab, n) for n in range(plan.files)]
+    files = [note(rng, vocab, n, args.sections) for n in range(plan.files)]
     texts = [b.text for path, text in files for b in split_file(path, text)]
     query_set = queries(random.Random(args.seed + 1), vocab, plan.queries)
     corpus_mb = sum(len(t.encode()) for _, t in files) / 1e6
