@@ -24,7 +24,9 @@ from memhub.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from memhub.api.notify import ChangeNotifier
+from memhub.api.preconditions import PreconditionGuardMiddleware
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes.proxy_v2 import router as proxy_v2_router
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
+    app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
@@ -145,6 +148,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     # added innermost first: the request passes SecurityHeaders → CORS → Metrics →
     # Admission → PathGuard → BodyLimit → the route (admission first, so that every
     # answer but the exempt routes' counts against a window and carries its headers)
+    app.add_middleware(PreconditionGuardMiddleware)  # innermost: after auth, before routing
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(PathGuardMiddleware)
     app.add_middleware(
