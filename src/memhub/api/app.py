@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,7 +24,7 @@ from memhub.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from memhub.api.notify import ChangeNotifier
-from memhub.api.preconditions import PreconditionGuardMiddleware
+from memhub.api.preconditions import refuse_unsupported_preconditions
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
 from memhub.api.routes.proxy_v2 import router as proxy_v2_router
 from memhub.auth.admission import (
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         description="A self-hosted memory hub for AI agents: versioned files, sync, "
         "search and context.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unsupported_preconditions)],
     )
     app.state.settings = settings
     app.state.store = store
@@ -148,7 +149,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     # added innermost first: the request passes SecurityHeaders → CORS → Metrics →
     # Admission → PathGuard → BodyLimit → the route (admission first, so that every
     # answer but the exempt routes' counts against a window and carries its headers)
-    app.add_middleware(PreconditionGuardMiddleware)  # innermost: after auth, before routing
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(PathGuardMiddleware)
     app.add_middleware(

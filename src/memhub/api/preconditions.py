@@ -5,24 +5,21 @@ the seed's ``PUT /blob/{path}``, or ``If-Match`` to a route that has no such
 check, believes its write is conditional; silently writing anyway could lose an
 update. So a write (POST, PUT, PATCH, DELETE) that carries a precondition
 header its route does not declare is refused with 400
-``UNSUPPORTED_PRECONDITION`` before the route runs.
+``UNSUPPORTED_PRECONDITION`` before the route runs (an app-wide dependency:
+after routing, the matched route is known; before the route reads the body).
 
 Precondition headers: every ``If-*`` header (RFC 9110's conditional requests and
 ``If-Match-Version``) and ``Content-MD5`` (the seed's precondition). What a
 route supports is read from its declared header parameters, so a route that
-gains a header parameter supports it with no change here. Requests without any
-such header (nearly all) pay one scan of their header names.
+gains a header parameter supports it with no change here. Writes without any
+such header (nearly all) pay one scan of their header names; reads nothing.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memhub.errors import UnsupportedPrecondition
 
@@ -46,65 +43,23 @@ def declared_headers(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-class PreconditionGuardMiddleware:
-    """Refuse writes that carry a precondition header their route does not declare."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._supported: dict[int, frozenset[str]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in WRITE_METHODS:
-            sent = {
-                name.decode("latin-1").lower()
-                for name, _ in scope["headers"]
-                if is_precondition(name.decode("latin-1").lower())
-            }
-            supported = self._route_headers(scope) if sent else None
-            if supported is not None:
-                unsupported = sorted(sent - supported)
-                if unsupported:
-                    await _refuse(send, scope, unsupported)
-                    return
-        await self.app(scope, receive, send)
-
-    def _route_headers(self, scope: Scope) -> frozenset[str] | None:
-        """The headers the matched route declares; None when no API route matches
-        (not ours to judge: the router answers 404 or 405)."""
-        route = _match(scope)
-        if route is None or not isinstance(route, APIRoute):
-            return None
-        key = id(route)
-        if key not in self._supported:
-            self._supported[key] = declared_headers(route.dependant)
-        return self._supported[key]
-
-
-def _match(scope: Scope) -> BaseRoute | None:
-    app: Any = scope.get("app")
-    for route in getattr(app, "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return route  # type: ignore[no-any-return]
-    return None
-
-
-async def _refuse(send: Send, scope: Scope, headers: list[str]) -> None:
-    error = UnsupportedPrecondition(
-        f"{scope['method']} {scope['path']} does not support the precondition header(s) "
-        f"{', '.join(headers)}; the write was not made",
-        context={"headers": headers, "method": scope["method"]},
-        hint="use the precondition headers this route documents (see the README)",
-    )
-    body = json.dumps(error.to_dict()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def refuse_unsupported_preconditions(request: Request) -> None:
+    """An app-wide dependency: runs after routing, before the route's own code, on every
+    route; refuses a write whose precondition headers the matched route does not declare."""
+    if request.method not in WRITE_METHODS:
+        return
+    sent = {name for name in request.headers if is_precondition(name.lower())}
+    if not sent:
+        return
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    supported = declared_headers(route.dependant)  # a few nodes; only with such a header
+    unsupported = sorted(h.lower() for h in sent if h.lower() not in supported)
+    if unsupported:
+        raise UnsupportedPrecondition(
+            f"{request.method} {request.url.path} does not support the precondition "
+            f"header(s) {', '.join(unsupported)}; the write was not made",
+            context={"headers": unsupported, "method": request.method},
+            hint="use the precondition headers this route documents (see the README)",
+        )

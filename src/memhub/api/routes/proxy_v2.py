@@ -26,7 +26,6 @@ from typing import IO, Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.context import RequestContext, authorize, get_context, get_store
@@ -61,18 +60,15 @@ _SEPARATOR = "/blob/"
 # -- namespaces ------------------------------------------------------------------------
 
 
+_ALWAYS_RESERVED = frozenset({"blob", "sync", "metrics", "docs", "redoc", "openapi.json"})
+
+
 def _reserved(app: FastAPI) -> frozenset[str]:
     """First path segments of memhub's other routes: a namespace may not start with one."""
     cached: frozenset[str] | None = getattr(app.state, "proxy_v2_reserved", None)
     if cached is None:
-        heads = set()
-        for route in app.routes:
-            if isinstance(route, APIRoute) and route.endpoint in _OWN:
-                continue
-            first = getattr(route, "path", "").lstrip("/").split("/", 1)[0]
-            if first and not first.startswith("{"):
-                heads.add(first)
-        cached = frozenset(heads | {"blob", "sync"})
+        heads = {path.lstrip("/").split("/", 1)[0] for path in app.openapi().get("paths", {})}
+        cached = frozenset({h for h in heads if h and not h.startswith("{")} | _ALWAYS_RESERVED)
         app.state.proxy_v2_reserved = cached
     return cached
 
@@ -280,6 +276,3 @@ async def delete_blob(
     return await index_response(
         request, store, ctx.workspace, prefix, versions=True, write_headers=headers
     )
-
-
-_OWN = frozenset({namespace_index, read_blob, write_blob, delete_blob})
