@@ -111,3 +111,19 @@ def test_sync_etag_304_and_gzip(tmp_path: Path) -> None:
         after = client.get("/sync")
         assert after.json()["files"]["elsewhere.md"]["is_deleted"] is True
         assert after.headers["etag"] != tag
+
+
+def test_timestamps_format_exactly_as_python_does(make_memory_store: StoreFactory) -> None:
+    """Edge times: a fraction just under a millisecond (Python rounds to µs first) and just
+    under a second (the carry reaches the seconds)."""
+    moments = [1796293663.1729996, 1796293663.9999996, 1700000000.0, 1700000000.0005,
+               1764583200.123, 1764583259.9995]  # fmt: skip
+    now = [1700000000.0]
+    store = make_memory_store(clock=lambda: now[0])
+    ws = unique_name()
+    store.create_workspace(ws)
+    for i, moment in enumerate(moments):
+        now[0] = moment
+        store.put(ws, f"t/{i}.md", b"x")
+    parsed = json.loads(build_index(store, ws).files_json)
+    assert parsed == reference(store, ws, "", False)

@@ -25,14 +25,17 @@ from memhub.store.service import Store
 
 _HEAD = select(workspaces.c.head_rev).where(workspaces.c.id == bindparam("ws"))
 
-# ms since the epoch, truncated as the Python formatter of the seed routes does
+# ms since the epoch as Python's datetime.fromtimestamp gives them (rounded to µs, then
+# truncated to ms), so the text equals what the seed route formatted row by row
+_MS = "(CAST(round(created_at * 1000000) AS INTEGER) / 1000)"
 _SQLITE_ENTRY = """json_object(
     'md5', md5,
-    'last_modified', strftime('%Y-%m-%dT%H:%M:%S', CAST(created_at * 1000 AS INTEGER) / 1000,
-                              'unixepoch')
-                     || printf('.%03dZ', CAST(created_at * 1000 AS INTEGER) % 1000),
+    'last_modified', strftime('%Y-%m-%dT%H:%M:%S', {ms} / 1000, 'unixepoch')
+                     || printf('.%03dZ', {ms} % 1000),
     'size', size,
-    {version}'is_deleted', json(CASE WHEN deleted THEN 'true' ELSE 'false' END))"""
+    {version}'is_deleted', json(CASE WHEN deleted THEN 'true' ELSE 'false' END))""".replace(
+    "{ms}", _MS
+)
 # (the entry is built in the aggregate: a subquery's column would lose its JSON subtype)
 _SQLITE = """SELECT json_group_object(substr(path, :skip), {entry}), count(*), max(created_at)
 FROM (SELECT path, md5, created_at, size, deleted, rev FROM files
@@ -43,12 +46,13 @@ FROM (SELECT path, md5, created_at, size, deleted, rev FROM files
 
 _PG_ENTRY = """json_build_object(
     'md5', md5,
-    'last_modified', to_char(to_timestamp(floor(created_at * 1000)::bigint / 1000)
-                             AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-                     || '.' || lpad((floor(created_at * 1000)::bigint % 1000)::text, 3, '0')
-                     || 'Z',
+    'last_modified', to_char(to_timestamp(({pgms}) / 1000) AT TIME ZONE 'UTC',
+                             'YYYY-MM-DD"T"HH24:MI:SS')
+                     || '.' || lpad((({pgms}) % 1000)::text, 3, '0') || 'Z',
     'size', size,
-    {version}'is_deleted', deleted)"""
+    {version}'is_deleted', deleted)""".replace(
+    "{pgms}", "round(created_at * 1000000)::bigint / 1000"
+)
 _PG = """SELECT coalesce(json_object_agg(substr(path, :skip), {entry} ORDER BY path)::text, '{{}}'),
        count(*), max(created_at)
 FROM files WHERE workspace_id = :ws AND left(path, :plen) = :prefix"""
