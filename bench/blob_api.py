@@ -706,8 +706,15 @@ def sync_series(
                 tag, body = index_etag(server, "/sync")
                 if len(body["files"]) != size:
                     raise RuntimeError(f"GET /sync listed {len(body['files'])} of {size} files")
-                if body != json.loads(legacy_sync(stores[size])):
-                    raise RuntimeError("GET /sync differs from the row-by-row build")
+                old_body = json.loads(legacy_sync(stores[size]))
+                if body != old_body:
+                    differ = [k for k in old_body["files"] if old_body["files"][k] != body["files"].get(k)]
+                    raise RuntimeError(
+                        f"GET /sync differs from the row-by-row build: {len(differ)} files, "
+                        f"e.g. {[(k, old_body['files'][k], body['files'].get(k)) for k in differ[:2]]}; "
+                        f"index_last_modified {old_body['index_last_modified']} "
+                        f"vs {body['index_last_modified']}"
+                    )
                 old = sync_name("old row-by-row build, in process", size)
 
                 def legacy(_h: None, _i: int, st: Store = stores[size]) -> bytes:

@@ -4,14 +4,17 @@ SQLite and PostgreSQL; and the HTTP side: ETag, 304, gzip, on ``/sync`` and ``/s
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 from apiclient import api_client
+from sqlalchemy import insert
 
 from conftest import StoreFactory, unique_name
 from memhub.api.syncindex import iso_millis
 from memhub.store import Store
+from memhub.store.schema import files
 from memhub.store.syncindex import build_index, index_tag
 
 NAMES = [
@@ -127,3 +130,31 @@ def test_timestamps_format_exactly_as_python_does(make_memory_store: StoreFactor
         store.put(ws, f"t/{i}.md", b"x")
     parsed = json.loads(build_index(store, ws).files_json)
     assert parsed == reference(store, ws, "", False)
+
+
+def test_millisecond_boundaries_match_python(make_memory_store: StoreFactory) -> None:
+    """Thousands of head rows whose times sit within a µs of a millisecond boundary,
+    where rounding t * 1e6 instead of Python's fraction-first rounding gives another ms."""
+    store = make_memory_store()
+    ws = unique_name()
+    store.create_workspace(ws)
+    ws_id = store.workspace_id(ws)
+    rng = random.Random(7)
+    nudges = [-5e-7, -4.9e-7, -5.1e-7, 0.0, 4.99e-7, 5e-7, 1e-7, -1e-9, 2.5e-7]
+    rows = [
+        {"workspace_id": ws_id, "path": f"m/{i:05d}", "rev": i + 1, "sha256": "0" * 64,
+         "md5": "0" * 32, "size": 1, "content_type": "text/plain",
+         "created_at": 1764756247 + rng.randrange(10**6) + rng.randrange(1000) / 1000
+         + rng.choice(nudges), "author": None, "session_id": None, "message": None,
+         "deleted": False}
+        for i in range(3000)
+    ]  # fmt: skip
+    with store.meta.write() as conn:
+        conn.execute(insert(files), rows)
+    parsed = json.loads(build_index(store, ws).files_json)
+    wrong = [
+        (r["created_at"], parsed[r["path"]]["last_modified"], iso_millis(r["created_at"]))
+        for r in rows
+        if parsed[r["path"]]["last_modified"] != iso_millis(r["created_at"])
+    ]
+    assert not wrong, wrong[:5]

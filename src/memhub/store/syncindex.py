@@ -25,9 +25,20 @@ from memhub.store.service import Store
 
 _HEAD = select(workspaces.c.head_rev).where(workspaces.c.id == bindparam("ws"))
 
-# ms since the epoch as Python's datetime.fromtimestamp gives them (rounded to µs, then
-# truncated to ms), so the text equals what the seed route formatted row by row
-_MS = "(CAST(round(created_at * 1000000) AS INTEGER) / 1000)"
+# ms since the epoch exactly as Python's datetime.fromtimestamp gets them, so the text
+# equals what the seed route formatted row by row: the fraction (exact: t - floor(t))
+# times 1e6, rounded half to even to µs, then truncated to ms; a carry reaches the second
+_X = "((created_at - CAST(created_at AS INTEGER)) * 1000000.0)"
+_I = f"CAST({_X} AS INTEGER)"
+_US = f"({_I} + ({_X} - {_I} > 0.5 OR ({_X} - {_I} = 0.5 AND {_I} % 2 = 1)))"
+_MS = f"(CAST(created_at AS INTEGER) * 1000 + {_US} / 1000)"
+_PG_X = "((created_at - floor(created_at)) * 1000000.0)"
+_PG_I = f"floor({_PG_X})"
+_PG_US = (
+    f"({_PG_I}::bigint + CASE WHEN {_PG_X} - {_PG_I} > 0.5 OR ({_PG_X} - {_PG_I} = 0.5 "
+    f"AND mod({_PG_I}::bigint, 2) = 1) THEN 1 ELSE 0 END)"
+)
+_PG_MS = f"(floor(created_at)::bigint * 1000 + {_PG_US} / 1000)"
 _SQLITE_ENTRY = """json_object(
     'md5', md5,
     'last_modified', strftime('%Y-%m-%dT%H:%M:%S', {ms} / 1000, 'unixepoch')
@@ -50,9 +61,7 @@ _PG_ENTRY = """json_build_object(
                              'YYYY-MM-DD"T"HH24:MI:SS')
                      || '.' || lpad((({pgms}) % 1000)::text, 3, '0') || 'Z',
     'size', size,
-    {version}'is_deleted', deleted)""".replace(
-    "{pgms}", "round(created_at * 1000000)::bigint / 1000"
-)
+    {version}'is_deleted', deleted)""".replace("{pgms}", _PG_MS)
 _PG = """SELECT coalesce(json_object_agg(substr(path, :skip), {entry} ORDER BY path)::text, '{{}}'),
        count(*), max(created_at)
 FROM files WHERE workspace_id = :ws AND left(path, :plen) = :prefix"""
