@@ -708,12 +708,13 @@ def sync_series(
                     raise RuntimeError(f"GET /sync listed {len(body['files'])} of {size} files")
                 old_body = json.loads(legacy_sync(stores[size]))
                 if body != old_body:
-                    differ = [k for k in old_body["files"] if old_body["files"][k] != body["files"].get(k)]
+                    old_files, new_files = old_body["files"], body["files"]
+                    differ = [k for k in old_files if old_files[k] != new_files.get(k)]
+                    sample = [(k, old_files[k], new_files.get(k)) for k in differ[:2]]
                     raise RuntimeError(
-                        f"GET /sync differs from the row-by-row build: {len(differ)} files, "
-                        f"e.g. {[(k, old_body['files'][k], body['files'].get(k)) for k in differ[:2]]}; "
-                        f"index_last_modified {old_body['index_last_modified']} "
-                        f"vs {body['index_last_modified']}"
+                        f"GET /sync differs from the row-by-row build in {len(differ)} files, "
+                        f"e.g. {sample}; index_last_modified "
+                        f"{old_body['index_last_modified']} vs {body['index_last_modified']}"
                     )
                 old = sync_name("old row-by-row build, in process", size)
 
