@@ -16,10 +16,20 @@ At concurrency 1 and then 8, interleaved in rounds (below):
   the blob directory.
 - ``PUT /blob/...`` of 4 KiB random bodies, unconditional and with ``Content-MD5: new``,
   then ``GET`` of the files just written.
+- The memory proxy's later protocol: ``PUT /{ns}/blob/...`` with ``If-Match-Version: 0``
+  (beside the seed's ``Content-MD5: new`` PUT: the ratio of their req/s) and ``GET`` of
+  them (beside the seed's GET). The namespace is percent-encoded as the proxy's client
+  does; a namespace holds at most 50 files, since every PUT answers with its whole index.
 
 Then the change feed: a data dir is filled to the small size and a copy of it to the large
 size (10x); a server runs on each, and ``GET /v1/workspaces/default/changes`` (the last 10
 changes, and ``since=0&limit=100``) is timed on both, alternating.
+
+Then the seed's sync index: ``GET /sync`` on the large feed data dir and on one of
+``sync_size`` (100,000) files: 200, 200 with ``Accept-Encoding: gzip``, and 304 with the
+ETag; beside the index built as memhub built it before (a Revision and a dict per row,
+then JSON; in process, on the same data) - the ratio of p50s. Aims: 200 at 100k files
+<= 5 us per file, 304 <= 2 ms. The body is checked against the row-by-row build first.
 
 Rounds: machines are noisy (here: two cores, shared with whatever else runs), so every
 series is cut into rounds and the rounds of a series and of its baseline alternate. A ratio
@@ -78,6 +88,11 @@ HEALTH = "GET /health (DB ping + dir check)"
 PUT = "PUT /blob 4KiB"
 PUT_NEW = "PUT /blob 4KiB Content-MD5:new"
 GET = "GET /blob 4KiB"
+PUT_NS = "PUT /{ns}/blob 4KiB If-Match-Version:0"
+GET_NS = "GET /{ns}/blob 4KiB"
+NS_FILES = 50  # files per namespace in the namespaced series: a PUT answers its whole index
+AIM_SYNC_US_PER_FILE = 5.0  # GET /sync at sync_size files, p50 / files
+AIM_SYNC_304_MS = 2.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,8 @@ class Plan:
     changes: int
     probe: int
     populate_budget: float  # seconds: store.put slower than this fills the feed by cloning
+    sync_size: int = 100_000  # files in the workspace of the GET /sync series
+    sync_requests: int = 15  # GET /sync (200) per size; 304s: 20x as many
     concurrencies: tuple[int, ...] = (1, 8)
 
 
@@ -413,6 +430,20 @@ def write_specs(
         if len(got) != BODY_SIZE:
             raise RuntimeError(f"GET /blob returned {len(got)} bytes, wanted {BODY_SIZE}")
 
+    # the memory proxy's later protocol: the client percent-encodes the namespace
+    def ns_url(i: int) -> str:
+        return f"/bench-ns%2Fc{c}%2Fg{i // NS_FILES}/blob/{i}.bin"
+
+    ns_data = bodies(plan.put + extra)
+
+    def put_ns(h: Http, i: int) -> None:
+        h.call("PUT", ns_url(i), 201, ns_data[i], **{"If-Match-Version": "0"})
+
+    def get_ns(h: Http, i: int) -> None:
+        got = h.call("GET", ns_url(i % done[PUT_NS]), 200)
+        if len(got) != BODY_SIZE:
+            raise RuntimeError(f"GET /{{ns}}/blob returned {len(got)} bytes")
+
     http = {"server": server}
     return [
         Spec(RAW, raw, plan.raw),
@@ -422,6 +453,8 @@ def write_specs(
         Spec(PUT, put, plan.put, baseline=RAW, **http),
         Spec(PUT_NEW, put_new, plan.put, baseline=RAW, **http),
         Spec(GET, get_blob, plan.get, baseline=NOT_FOUND, **http),
+        Spec(PUT_NS, put_ns, plan.put, baseline=PUT_NEW, **http),
+        Spec(GET_NS, get_ns, plan.get, baseline=GET, **http),
     ]
 
 
@@ -586,7 +619,7 @@ def build_feeds(plan: Plan, scratch: Path) -> tuple[dict[int, Path], dict[str, A
     return dirs, info
 
 
-def feed_series(plan: Plan, scratch: Path) -> tuple[list[Series], dict[str, Any]]:
+def feed_series(plan: Plan, scratch: Path) -> tuple[list[Series], dict[str, Any], dict[int, Path]]:
     t0 = time.perf_counter()
     dirs, info = build_feeds(plan, scratch)
     info["build_s"] = round(time.perf_counter() - t0, 1)
@@ -609,7 +642,106 @@ def feed_series(plan: Plan, scratch: Path) -> tuple[list[Series], dict[str, Any]
                 specs[key].append(Spec(name, op, plan.changes, server, baseline, "p50"))
         # short rounds (10 requests), so both sizes see the same background load
         rows = run_rounds(specs["tail"] + specs["first"], 1, plan, {}, plan.changes // 10)
-    return rows, info
+    return rows, info, dirs
+
+
+# -- the seed's sync index -------------------------------------------------------------
+
+
+def legacy_sync(store: Store) -> bytes:
+    """GET /sync as memhub built it before: a Revision per row, a dict per file, then JSON
+    (the route's code of that time, in process: the baseline of the database-built index)."""
+    from datetime import UTC, datetime
+
+    def iso(ts: float) -> str:
+        moment = datetime.fromtimestamp(ts, tz=UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    heads = store.sync_index(WORKSPACE)
+    latest = max((h.created_at for h in heads), default=time.time())
+    files = {h.path: {"md5": h.md5, "last_modified": iso(h.created_at), "size": h.size,
+                      "is_deleted": h.deleted} for h in heads}  # fmt: skip
+    return json.dumps({"files": files, "index_last_modified": iso(latest)}).encode()
+
+
+def sync_name(what: str, size: int) -> str:
+    return f"GET /sync {what} @{label(size)}"
+
+
+def index_etag(server: Server, path: str) -> tuple[str, dict[str, Any]]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    try:
+        conn.request("GET", path, headers=server.headers)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        return resp.getheader("etag") or "", body
+    finally:
+        conn.close()
+
+
+def sync_series(
+    plan: Plan, scratch: Path, dirs: dict[int, Path], info: dict[str, Any]
+) -> list[Series]:
+    """GET /sync on the feed's large data dir and on one of ``plan.sync_size`` files:
+    200 (identity), 200 gzip, 304; beside the old row-by-row build, in process, on the
+    same data (ratio of p50s)."""
+    sizes = sorted({plan.sizes[1], plan.sync_size})
+    largest = max(dirs)
+    for size in sizes:
+        if size not in dirs:
+            data_dir = scratch / f"feed-{size}"
+            shutil.copytree(dirs[largest], data_dir)
+            store = open_data_dir(data_dir)
+            try:
+                populate(store, largest, size, plan, info)
+                verify_feed(store, size)
+            finally:
+                store.close()
+            dirs[size] = data_dir
+    stores = {size: open_data_dir(dirs[size]) for size in sizes}
+    try:
+        with memhub_servers(*(dirs[size] for size in sizes)) as servers:
+            specs: list[Spec] = []
+            for size, server in zip(sizes, servers, strict=True):
+                tag, body = index_etag(server, "/sync")
+                if len(body["files"]) != size:
+                    raise RuntimeError(f"GET /sync listed {len(body['files'])} of {size} files")
+                old_body = json.loads(legacy_sync(stores[size]))
+                if body != old_body:
+                    old_files, new_files = old_body["files"], body["files"]
+                    differ = [k for k in old_files if old_files[k] != new_files.get(k)]
+                    sample = [(k, old_files[k], new_files.get(k)) for k in differ[:2]]
+                    raise RuntimeError(
+                        f"GET /sync differs from the row-by-row build in {len(differ)} files, "
+                        f"e.g. {sample}; index_last_modified "
+                        f"{old_body['index_last_modified']} vs {body['index_last_modified']}"
+                    )
+                old = sync_name("old row-by-row build, in process", size)
+
+                def legacy(_h: None, _i: int, st: Store = stores[size]) -> bytes:
+                    return legacy_sync(st)
+
+                def full(h: Http, _i: int) -> bytes:
+                    return h.call("GET", "/sync", 200)
+
+                def zipped(h: Http, _i: int) -> bytes:
+                    return h.call("GET", "/sync", 200, None, **{"Accept-Encoding": "gzip"})
+
+                def unchanged(h: Http, _i: int, t: str = tag) -> bytes:
+                    return h.call("GET", "/sync", 304, None, **{"If-None-Match": t})
+
+                n = plan.sync_requests
+                specs += [
+                    Spec(old, legacy, max(3, n // 3)),
+                    Spec(sync_name("200", size), full, n, server, old, "p50"),
+                    Spec(sync_name("200 gzip", size), zipped, n, server, old, "p50"),
+                    Spec(sync_name("304", size), unchanged, n * 20, server),
+                ]
+            rows = run_rounds(specs, 1, plan, {}, 3)
+    finally:
+        for store in stores.values():
+            store.close()
+    return rows
 
 
 def check_pages(server: Server, queries: dict[str, str], size: int) -> None:
@@ -662,7 +794,7 @@ def table(rows: list[Series]) -> str:
 
 
 def short(name: str | None) -> str:
-    names = {RAW: "raw", NOT_FOUND: "404"}
+    names = {RAW: "raw", NOT_FOUND: "404", PUT_NEW: "seed PUT new", GET: "seed GET"}
     return names.get(name or "", (name or "").rsplit("@", 1)[-1])
 
 
@@ -679,7 +811,21 @@ def summary(rows: list[Series], plan: Plan) -> dict[str, Any]:
             "get_vs_404": find(GET, c).ratio,
             "health_vs_404": find(HEALTH, c).ratio,
             "get_vs_health": find(GET, c).rate / find(HEALTH, c).rate,
+            "put_ns_vs_seed_put_new": find(PUT_NS, c).ratio,
+            "get_ns_vs_seed_get": find(GET_NS, c).ratio,
         }
+    sync: dict[str, Any] = {"aims": {"us_per_file": AIM_SYNC_US_PER_FILE,
+                                     "not_modified_ms": AIM_SYNC_304_MS}}  # fmt: skip
+    for size in sorted({plan.sizes[1], plan.sync_size}):
+        full, zipped = find(sync_name("200", size)), find(sync_name("200 gzip", size))
+        sync[label(size)] = {
+            "files": size,
+            "us_per_file": full.p50_ms * 1000 / size,
+            "gzip_us_per_file": zipped.p50_ms * 1000 / size,
+            "not_modified_ms": find(sync_name("304", size)).p50_ms,
+            "vs_old_build_p50": full.ratio,
+        }
+    out["sync"] = sync
     large = plan.sizes[1]
     out["changes_p50_large_over_small"] = {
         "sizes": list(plan.sizes),
@@ -714,6 +860,10 @@ def summary_text(summ: dict[str, Any], plan: Plan) -> str:
             f"  c={c}  store.put in-process / raw          {s['store_put_vs_raw']:5.2f}",
             f"  c={c}  GET /blob req/s / GET 404 req/s     {verdict(s['get_vs_404'], AIM_GET)}",
             f"  c={c}  GET /health req/s / GET 404 req/s   {s['health_vs_404']:5.2f}",
+            f"  c={c}  PUT /{{ns}}/blob / seed PUT new req/s {s['put_ns_vs_seed_put_new']:5.2f}"
+            "   (1.0 = equal)",
+            f"  c={c}  GET /{{ns}}/blob / seed GET req/s     {s['get_ns_vs_seed_get']:5.2f}"
+            "   (1.0 = equal)",
         ]
     ch, cpu = summ["changes_p50_large_over_small"], summ["changes_server_cpu_large_over_small"]
     small, large = (label(s) for s in ch["sizes"])
@@ -723,6 +873,18 @@ def summary_text(summ: dict[str, Any], plan: Plan) -> str:
             f"  changes {what} {large} / {small}: p50 {ch[key]:4.2f}, "
             f"server CPU/req {cpu[key]:4.2f}   (1.0 = flat)"
         )
+    sync = summ["sync"]
+    for key, row in sync.items():
+        if key == "aims":
+            continue
+        per_file, nm = row["us_per_file"], row["not_modified_ms"]
+        lines += [
+            f"  GET /sync @{key}: {per_file:5.2f} us/file "
+            f"({'meets' if per_file <= AIM_SYNC_US_PER_FILE else 'MISSES'} <= "
+            f"{AIM_SYNC_US_PER_FILE}), gzip {row['gzip_us_per_file']:5.2f} us/file, "
+            f"304 {nm:5.2f} ms ({'meets' if nm <= AIM_SYNC_304_MS else 'MISSES'} <= "
+            f"{AIM_SYNC_304_MS}), p50 / old build {row['vs_old_build_p50']:4.2f}",
+        ]
     return "\n".join(lines)
 
 
@@ -742,9 +904,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = write_series(plan, scratch)
         phases["writes_and_reads_s"] = round(time.time() - started, 1)
-        feed, feed_info = feed_series(plan, scratch)
+        feed, feed_info, dirs = feed_series(plan, scratch)
         phases["change_feed_s"] = round(time.time() - started - phases["writes_and_reads_s"], 1)
         rows += feed
+        t0 = time.time()
+        rows += sync_series(plan, scratch, dirs, feed_info)
+        phases["sync_index_s"] = round(time.time() - t0, 1)
     finally:
         t0 = time.perf_counter()
         remove_tree(scratch)

@@ -8,6 +8,7 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     ├── BadRequest                  400 BAD_REQUEST
     │   ├── InvalidPath             400 INVALID_PATH
     │   ├── InvalidChecksum         400 CHECKSUM_MISMATCH
+    │   ├── UnsupportedPrecondition 400 UNSUPPORTED_PRECONDITION
     │   └── ChunksMissing           400 CHUNKS_MISSING
     ├── Unauthorized                401 UNAUTHORIZED
     ├── Forbidden                   403 FORBIDDEN
@@ -81,6 +82,12 @@ class InvalidPath(BadRequest):
 
 class InvalidChecksum(BadRequest):
     code = "CHECKSUM_MISMATCH"
+
+
+class UnsupportedPrecondition(BadRequest):
+    """A write carried a precondition header its route does not check."""
+
+    code = "UNSUPPORTED_PRECONDITION"
 
 
 class ChunksMissing(BadRequest):

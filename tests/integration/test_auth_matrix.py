@@ -93,6 +93,7 @@ class Call:
     url: str
     json: Any = None
     content: bytes | None = None
+    headers: dict[str, str] | None = None
 
 
 Expected = tuple[int, str | None]  # status, error_code (None: a success, or not checked)
@@ -145,6 +146,24 @@ CASES: dict[tuple[str, str], Case] = {
         foreign=(204, None),
     ),
     ("GET", "/sync"): Case(_c("GET", "/sync"), "own:read", foreign=(200, None)),
+    # the memory proxy's namespaced routes: a path prefix in the caller's own workspace
+    ("GET", "/sync/{namespace}"): Case(_c("GET", "/sync/vault"), "own:read", foreign=(200, None)),
+    ("GET", "/{namespace}/blob/{path}"): Case(
+        _c("GET", "/vault/blob/secret.txt"), "own:read", foreign=(404, "FILE_NOT_FOUND")
+    ),
+    ("PUT", "/{namespace}/blob/{path}"): Case(
+        lambda _w, p: Call(
+            "PUT", f"/scratch/blob/ns-{p}.txt", content=b"hi", headers={"If-Match-Version": "0"}
+        ),
+        "own:write",
+        ok=201,
+        foreign=(201, None),
+    ),
+    ("DELETE", "/{namespace}/blob/{path}"): Case(
+        lambda _w, p: Call("DELETE", f"/victims/blob/ns-{p}.txt"),
+        "own:write",
+        foreign=(200, None),
+    ),
     # /v1: workspace A in the URL
     ("GET", "/v1/workspaces"): Case(_c("GET", "/v1/workspaces"), "any"),
     ("POST", "/v1/workspaces"): Case(
@@ -433,6 +452,7 @@ def _seed(app: FastAPI) -> World:
     for who in PRINCIPALS:
         for ws in (A, B, DEFAULT):
             store.put(ws, f"victims/blob-{who}.txt", b"delete me")
+            store.put(ws, f"victims/ns-{who}.txt", b"delete me")
         store.put(A, f"victims/v1-{who}.txt", b"delete me")
         restore_revs[who] = store.put(A, f"restore/{who}.txt", b"v1").revision.rev
         store.put(A, f"restore/{who}.txt", b"v2")
@@ -467,7 +487,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def send(client: TestClient, call: Call, headers: dict[str, str]) -> Response:
     return client.request(
-        call.method, call.url, json=call.json, content=call.content, headers=headers
+        call.method,
+        call.url,
+        json=call.json,
+        content=call.content,
+        headers={**(call.headers or {}), **headers},
     )
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,7 +24,9 @@ from memhub.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from memhub.api.notify import ChangeNotifier
+from memhub.api.preconditions import refuse_unsupported_preconditions
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes.proxy_v2 import router as proxy_v2_router
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         description="A self-hosted memory hub for AI agents: versioned files, sync, "
         "search and context.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unsupported_preconditions)],
     )
     app.state.settings = settings
     app.state.store = store
@@ -127,6 +130,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
+    app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

@@ -106,13 +106,16 @@ class Precondition:
 
     ``exists``: True (something live must be there), False (nothing live may be
     there), None (no check). ``sha256`` / ``md5``: the live content must have
-    this hash. A tombstone counts as "nothing there".
+    this hash. A tombstone counts as "nothing there". ``version``: the head of
+    the path, a tombstone included, must be this rev (the memory proxy's
+    ``If-Match-Version: N``).
     """
 
     exists: bool | None = None
     sha256: str | None = None
     md5: str | None = None
     rev: int | None = None
+    version: int | None = None
 
     @classmethod
     def none(cls) -> Precondition:
@@ -121,6 +124,15 @@ class Precondition:
     def check(self, path: str, current: Revision | None) -> None:
         live = current if current is not None and not current.deleted else None
         context: dict[str, Any] = {"path": path}
+        if self.version is not None and (current is None or current.rev != self.version):
+            raise PreconditionFailed(
+                "Version mismatch (If-Match-Version)",
+                context={
+                    **context,
+                    "current_version": current.rev if current is not None else None,
+                    "provided_version": self.version,
+                },
+            )
         if self.exists is False and live is not None:
             raise PreconditionFailed(
                 "File already exists",

@@ -9,8 +9,7 @@ a 412 carries ``current_md5`` and ``provided_md5`` as the proxy's did.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
@@ -18,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from memhub.api.context import RequestContext, authorize, get_context, get_store
 from memhub.api.routes.common import MAX_HEADER_TEXT
+from memhub.api.syncindex import index_response
 from memhub.api.transfer import close_body, content_response, fetch, receive_body, seed_headers
 from memhub.errors import BadRequest, MemhubError, PreconditionFailed
 from memhub.store import Precondition, Store
@@ -25,11 +25,6 @@ from memhub.store import Precondition, Store
 router = APIRouter()
 Ctx = Annotated[RequestContext, Depends(get_context)]
 StoreDep = Annotated[Store, Depends(get_store)]
-
-
-def iso_millis(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _seed_precondition(exc: PreconditionFailed, provided: str) -> PreconditionFailed:
@@ -139,23 +134,9 @@ def delete_blob(
     return Response(status_code=204, headers={"x-memhub-rev": str(revision.rev)})
 
 
-@router.get("/sync", tags=["sync"])
-def sync_index(ctx: Ctx, store: StoreDep) -> dict[str, Any]:
-    """Every file with its md5, last_modified, size and is_deleted (tombstones included)."""
+@router.get("/sync", tags=["sync"], responses={304: {"description": "If-None-Match holds"}})
+async def sync_index(ctx: Ctx, store: StoreDep, request: Request) -> Response:
+    """Every file with its md5, last_modified, size and is_deleted (tombstones included).
+    ``ETag``; ``If-None-Match`` → 304; gzip with ``Accept-Encoding: gzip``."""
     authorize(ctx.principal, ctx.workspace, "read")
-    heads = store.sync_index(ctx.workspace)
-    latest = max((h.created_at for h in heads), default=None)
-    return {
-        "files": {
-            h.path: {
-                "md5": h.md5,
-                "last_modified": iso_millis(h.created_at),
-                "size": h.size,
-                "is_deleted": h.deleted,
-            }
-            for h in heads
-        },
-        "index_last_modified": iso_millis(
-            latest if latest is not None else datetime.now(UTC).timestamp()
-        ),
-    }
+    return await index_response(request, store, ctx.workspace)
