@@ -40,6 +40,7 @@ from memhub.config import Settings
 from memhub.errors import Forbidden
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
+from memhub.ui import build_ui
 
 log = logging.getLogger("memhub")
 
@@ -128,6 +129,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
 
+    ui = build_ui(app, authenticator, settings.ui_session_seconds)
+    app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document
+
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
         if not settings.metrics_public and not (await get_principal(request)).is_admin:
@@ -153,6 +157,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         limiter=limiter,
         policy=policy,
         on_reject=lambda reason: metrics.rejections.labels(reason).inc(),
+        sessions=ui.sessions,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
