@@ -168,7 +168,7 @@ def _conflict(ui: FormUi, workspace: str, path: str, mine: str, message: str) ->
         "conflict.html",
         workspace,
         status=409,
-        path=path,
+        file_path=path,
         current=current,
         theirs=theirs,
         mine=mine.replace("\r\n", "\n"),
