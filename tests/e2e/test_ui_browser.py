@@ -248,6 +248,11 @@ def test_search_and_context(visit: Visit) -> None:
     visit.find("button.primary").click()
     visit.find("#depths")
     assert "notes/people/ana.md" in visit.find("table.sources").text
+    # the other depths' token counts arrive by htmx, one request each
+    WebDriverWait(visit.driver, WAIT).until(
+        lambda d: "…" not in d.find_element(By.ID, "depths").text
+    )
+    assert len(visit.driver.find_elements(By.CSS_SELECTOR, "#depths tr[data-depth]")) == 4
     visit.shot("context")
 
 

@@ -214,6 +214,21 @@ def test_every_page_answers(ui: TestClient) -> None:
     assert "seed" in history and "m2" in history
     context = ui.get("/ui/w/alpha/context?message=draft%20plan&depth=wide").text
     assert "notes/plan.md" in context and 'id="depths"' in context
+    assert context.count("/context/depth?") == 3  # the other depths load beside it
+    row = ui.get("/ui/w/alpha/context/depth?message=draft%20plan&depth=deep").text
+    assert 'data-depth="deep"' in row and "<html" not in row
+
+
+def test_files_tree_follows_every_write(app: FastAPI, ui: TestClient) -> None:
+    """The listing is cached per workspace head: a write anywhere shows at once."""
+    before = ui.get("/ui/w/alpha/files/tree/").text
+    assert "leaf.md" not in before
+    app.state.store.put(A, "tree/sub/leaf.md", b"12345")
+    after = ui.get("/ui/w/alpha/files/tree/").text
+    assert "sub/" in after and "1 files" in after
+    assert "leaf.md" in ui.get("/ui/w/alpha/files/tree/sub/").text
+    app.state.store.delete(A, "tree/sub/leaf.md")
+    assert "sub/" not in ui.get("/ui/w/alpha/files/tree/").text
 
 
 def test_bad_input_gives_an_error_page_not_a_500(ui: TestClient) -> None:

@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         notifier.bind(asyncio.get_running_loop())
         yield
         await limiter.close()
+        await ui.sessions.store.close()
         mem.close()
         if owns_store:
             store.close()
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
 
-    ui = build_ui(app, authenticator, settings.ui_session_seconds)
+    ui = build_ui(app, authenticator, settings.ui_session_seconds, settings.redis_url)
     app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document
 
     @app.get("/metrics", include_in_schema=False)

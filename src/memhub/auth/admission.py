@@ -12,6 +12,11 @@ One pure ASGI middleware, in this order for every request:
    ``WWW-Authenticate``. Only then does the route run, with
    ``scope["state"]["principal"]`` set.
 
+Paths under a :class:`SessionResolver`'s prefix (the web UI at ``/ui``) take a
+session cookie instead of a header credential: the resolver turns it into the
+principal (so those requests count against the same per-key windows), and a
+request without one is passed on unsigned for the UI to send to its sign-in page.
+
 Every response that passed step 1 carries ``X-RateLimit-Limit``,
 ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (a Unix time).
 """

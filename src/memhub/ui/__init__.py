@@ -28,7 +28,7 @@ from memhub.auth.authenticator import Authenticator
 from memhub.errors import MemhubError
 from memhub.ui.deps import SignInRequired, page
 from memhub.ui.render import build_environment
-from memhub.ui.sessions import MemorySessionStore, UiSessions
+from memhub.ui.sessions import MemorySessionStore, RedisSessionStore, SessionStore, UiSessions
 from memhub.ui.tree import Tree
 
 log = logging.getLogger("memhub.ui")
@@ -73,8 +73,14 @@ class UiHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def build_ui(main: FastAPI, authenticator: Authenticator, session_seconds: float) -> UiMount:
-    """The UI sub-application over ``main``'s services (mount it at ``/ui``)."""
+def build_ui(
+    main: FastAPI,
+    authenticator: Authenticator,
+    session_seconds: float,
+    redis_url: str | None = None,
+) -> UiMount:
+    """The UI sub-application over ``main``'s services (mount it at ``/ui``); sessions in
+    Redis when ``redis_url`` is given, else in this process."""
     from memhub.ui import pages_auth, pages_files, pages_history, pages_ops, pages_search
 
     ui = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="memhub UI")
@@ -84,7 +90,12 @@ def build_ui(main: FastAPI, authenticator: Authenticator, session_seconds: float
     ui.state.templates.globals.update(version=__version__, quote=quote)
     ui.state.tree = Tree(main.state.store)
     ui.state.authenticator = authenticator
-    sessions = UiSessions(MemorySessionStore(session_seconds), main.state.keys)
+    store: SessionStore = (
+        RedisSessionStore(redis_url, session_seconds)
+        if redis_url
+        else MemorySessionStore(session_seconds)
+    )
+    sessions = UiSessions(store, main.state.keys)
     ui.state.sessions = sessions
     ui.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (pages_auth, pages_files, pages_history, pages_search, pages_ops):

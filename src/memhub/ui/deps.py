@@ -95,6 +95,9 @@ def page(request: Request, template: str, *, status: int = 200, **values: Any) -
 
 
 async def get_ui(request: Request) -> Ui:
+    error: MemhubError | None = request.scope.get("state", {}).get("ui_error")
+    if error is not None:
+        raise error
     session: Session | None = request.scope.get("state", {}).get("ui_session")
     session_id: str | None = request.scope.get("state", {}).get("ui_session_id")
     if session is None or session_id is None:

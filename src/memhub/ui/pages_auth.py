@@ -94,7 +94,7 @@ async def login(
     if principal is None:
         return _login_error(request, 401, "that key is not valid (revoked or expired?)", next)
     sessions: UiSessions = request.app.state.sessions
-    session_id, _session = sessions.store.create(principal)
+    session_id, _session = await sessions.store.create(principal)
     response = RedirectResponse(_safe_next(next), status_code=303)
     _set_cookie(request, response, COOKIE, session_id, int(sessions.store.ttl))
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
@@ -118,7 +118,7 @@ def _login_error(request: Request, status: int, message: str, next: str | None) 
 @router.post("/logout")
 async def logout(request: Request, ui: FormUi) -> Response:
     sessions: UiSessions = request.app.state.sessions
-    sessions.store.delete(ui.session_id)
+    await sessions.store.delete(ui.session_id)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response

@@ -70,31 +70,29 @@ def search(
     )
 
 
-@router.get("/context")
-def context(
-    ui: UiDep,
-    ws: str,
-    message: Annotated[str, Query(max_length=20_000)] = "",
-    depth: Annotated[str, Query(max_length=16)] = "basic",
-    max_tokens: Annotated[int, Query(ge=100, le=200_000)] = 8000,
-) -> Response:
-    workspace = ui.workspace(ws)
+def _assemble(ui: UiDep, workspace: str, message: str, depth: str, max_tokens: int) -> Any:
     if depth not in DEPTHS:
         raise BadRequest(f"depth must be one of {', '.join(DEPTHS)}", context={"depth": depth})
-    summary: list[dict[str, Any]] = []
-    chosen: dict[str, Any] | None = None
-    if message.strip():
-        memory: Memory = ui.request.app.state.memory
-        conversation = [{"role": "user", "content": message}]
-        for name in DEPTHS:
-            result = memory.context(
-                workspace, conversation, depth=name, max_tokens=max_tokens
-            ).to_dict()
-            summary.append(
-                {"depth": name, "tokens": result["tokens"], "sources": len(result["sources"])}
-            )
-            if name == depth:
-                chosen = result
+    memory: Memory = ui.request.app.state.memory
+    conversation = [{"role": "user", "content": message}]
+    return memory.context(workspace, conversation, depth=depth, max_tokens=max_tokens).to_dict()
+
+
+Message = Annotated[str, Query(max_length=20_000)]
+Depth = Annotated[str, Query(max_length=16)]
+Budget = Annotated[int, Query(ge=100, le=200_000)]
+
+
+@router.get("/context")
+def context(
+    ui: UiDep, ws: str, message: Message = "", depth: Depth = "basic", max_tokens: Budget = 8000
+) -> Response:
+    """The chosen depth in full; the other depths' token counts load beside it (htmx),
+    one assembly per request."""
+    workspace = ui.workspace(ws)
+    result = _assemble(ui, workspace, message, depth, max_tokens) if message.strip() else None
+    if result is None and depth not in DEPTHS:
+        raise BadRequest(f"depth must be one of {', '.join(DEPTHS)}", context={"depth": depth})
     return ui.render(
         "context.html",
         workspace,
@@ -102,6 +100,22 @@ def context(
         depth=depth,
         depths=DEPTHS,
         max_tokens=max_tokens,
-        summary=summary,
-        result=chosen,
+        result=result,
+    )
+
+
+@router.get("/context/depth")
+def context_depth(
+    ui: UiDep, ws: str, message: Message = "", depth: Depth = "basic", max_tokens: Budget = 8000
+) -> Response:
+    """One row of the depth table (the htmx fragment)."""
+    workspace = ui.workspace(ws)
+    result = _assemble(ui, workspace, message, depth, max_tokens)
+    return ui.render(
+        "context_row.html",
+        workspace,
+        message=message,
+        row={"depth": depth, "tokens": result["tokens"], "sources": len(result["sources"])},
+        current=False,
+        max_tokens=max_tokens,
     )

@@ -10,28 +10,33 @@ is never kept, neither in the page nor in the session.
 is rate-limited per principal like the API), re-checking on every request that
 the key behind the session is still usable — a revoked key ends its sessions.
 
-Sessions live in this process (``MemorySessionStore``); with several nodes
-behind a load balancer, pin UI clients to one node (sticky sessions).
+Sessions live in this process (:class:`MemorySessionStore`), or in Redis when
+``MEMHUB_REDIS_URL`` is set (:class:`RedisSessionStore`), so that any node behind a
+load balancer knows every session. A session store that cannot be reached fails
+closed: the UI answers 503, it never lets a request through unsigned.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from typing import Any, Protocol
 
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from memhub.auth.keys import KeyStore
 from memhub.auth.principal import Principal
-from memhub.errors import Unauthorized
+from memhub.errors import MemhubError, StorageUnavailable, Unauthorized
 
 COOKIE = "memhub_ui"
 LOGIN_COOKIE = "memhub_ui_login"  # double-submit token of the sign-in form
@@ -55,6 +60,40 @@ class Session:
             (presented or "").encode("utf-8"), self.csrf.encode("utf-8")
         )
 
+    def to_json(self) -> str:
+        p = self.principal
+        return json.dumps(
+            {
+                "principal": [p.name, p.workspace, sorted(p.scopes), p.key_id, p.kind],
+                "csrf": self.csrf,
+                "created_at": self.created_at,
+                "expires_at": self.expires_at,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Session:
+        data: dict[str, Any] = json.loads(raw)
+        name, workspace, scopes, key_id, kind = data["principal"]
+        principal = Principal(name, workspace, frozenset(scopes), key_id, kind)
+        return cls(principal, data["csrf"], data["created_at"], data["expires_at"])
+
+
+def new_session(principal: Principal, ttl: float, now: float) -> tuple[str, Session]:
+    return secrets.token_urlsafe(32), Session(principal, secrets.token_urlsafe(32), now, now + ttl)
+
+
+class SessionStore(Protocol):
+    ttl: float
+
+    async def create(self, principal: Principal) -> tuple[str, Session]: ...
+
+    async def get(self, session_id: str) -> Session | None: ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
 
 class MemorySessionStore:
     """Sessions of this process, by the sha256 of their id."""
@@ -65,10 +104,9 @@ class MemorySessionStore:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def create(self, principal: Principal) -> tuple[str, Session]:
+    async def create(self, principal: Principal) -> tuple[str, Session]:
         now = self._clock()
-        session_id = secrets.token_urlsafe(32)
-        session = Session(principal, secrets.token_urlsafe(32), now, now + self.ttl)
+        session_id, session = new_session(principal, self.ttl, now)
         with self._lock:
             if len(self._sessions) >= MAX_SESSIONS:
                 self._sweep(now)
@@ -78,7 +116,7 @@ class MemorySessionStore:
             self._sessions[_digest(session_id)] = session
         return session_id, session
 
-    def get(self, session_id: str) -> Session | None:
+    async def get(self, session_id: str) -> Session | None:
         now = self._clock()
         key = _digest(session_id)
         with self._lock:
@@ -88,13 +126,75 @@ class MemorySessionStore:
                 return None
         return session
 
-    def delete(self, session_id: str) -> None:
+    async def delete(self, session_id: str) -> None:
         with self._lock:
             self._sessions.pop(_digest(session_id), None)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._sessions.clear()
 
     def _sweep(self, now: float) -> None:
         for key in [k for k, s in self._sessions.items() if s.expires_at <= now]:
             del self._sessions[key]
+
+
+class RedisSessionStore:
+    """Sessions shared by every node: one Redis key per session (by the sha256 of its id),
+    expiring with the session."""
+
+    def __init__(
+        self,
+        url: str,
+        ttl: float,
+        *,
+        prefix: str = "memhub:ui:session:",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        import redis.asyncio as aioredis
+
+        self.ttl = ttl
+        self._clock = clock
+        self._prefix = prefix
+        self._redis: Any = aioredis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
+        )
+
+    async def create(self, principal: Principal) -> tuple[str, Session]:
+        session_id, session = new_session(principal, self.ttl, self._clock())
+        try:
+            await self._redis.set(
+                self._prefix + _digest(session_id), session.to_json(), ex=max(1, int(self.ttl))
+            )
+        except RedisError as exc:
+            raise _unavailable() from exc
+        return session_id, session
+
+    async def get(self, session_id: str) -> Session | None:
+        try:
+            raw = await self._redis.get(self._prefix + _digest(session_id))
+        except RedisError as exc:
+            raise _unavailable() from exc
+        if raw is None:
+            return None
+        session = Session.from_json(raw)
+        return session if session.expires_at > self._clock() else None
+
+    async def delete(self, session_id: str) -> None:
+        try:
+            await self._redis.delete(self._prefix + _digest(session_id))
+        except RedisError as exc:
+            raise _unavailable() from exc
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _unavailable() -> StorageUnavailable:
+    return StorageUnavailable(
+        "the web UI's session store (Redis) cannot be reached",
+        hint="check MEMHUB_REDIS_URL and that Redis is up; the API itself is not affected",
+    )
 
 
 def cookie_value(headers: Headers, name: str) -> str | None:
@@ -115,7 +215,7 @@ class UiSessions:
 
     prefix = PREFIX
 
-    def __init__(self, store: MemorySessionStore, keys: KeyStore) -> None:
+    def __init__(self, store: SessionStore, keys: KeyStore) -> None:
         self.store = store
         self.keys = keys
 
@@ -128,7 +228,11 @@ class UiSessions:
         session_id = cookie_value(headers, COOKIE)
         if session_id is None or len(session_id) > 128:
             return None
-        session = self.store.get(session_id)
+        try:
+            session = await self.store.get(session_id)
+        except MemhubError as exc:  # fail closed: the UI answers with this error
+            scope.setdefault("state", {})["ui_error"] = exc
+            return None
         if session is None:
             return None
         key_id = session.principal.key_id
@@ -138,7 +242,7 @@ class UiSessions:
                 if record is None:
                     record = await run_in_threadpool(self.keys.verify_id, key_id)
             except Unauthorized:
-                self.store.delete(session_id)
+                await self.store.delete(session_id)
                 return None
         scope.setdefault("state", {})["ui_session"] = session
         scope["state"]["ui_session_id"] = session_id

@@ -20,6 +20,7 @@ from memhub.store.schema import files
 
 PAGE = 200
 CACHED_WORKSPACES = 16
+CACHED_LISTINGS = 256  # directories per workspace snapshot
 
 
 @dataclass(slots=True)
@@ -41,10 +42,11 @@ class Directory:
     size: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Snapshot:
     head_rev: int
     rows: list[tuple[str, int, float, int, str | None]]  # path, size, created_at, rev, author
+    listings: dict[str, Directory] = field(default_factory=dict)  # by prefix, built on demand
 
 
 class Tree:
@@ -79,25 +81,37 @@ class Tree:
 
     def directory(self, workspace: str, prefix: str) -> Directory:
         """The entries directly under ``prefix`` ("" or ending in "/"): directories first."""
-        dirs: dict[str, Entry] = {}
-        leaves: list[Entry] = []
-        out = Directory()
-        for path, size, created_at, rev, author in self._snapshot(workspace).rows:
-            if not path.startswith(prefix):
-                continue
-            out.files += 1
-            out.size += size
-            rest = path[len(prefix) :]
-            name, slash, _ = rest.partition("/")
-            if slash:
-                entry = dirs.get(name)
-                if entry is None:
-                    entry = dirs[name] = Entry(name, prefix + name + "/", True)
-                entry.files += 1
-                entry.size += size
-                if created_at > entry.changed_at:
-                    entry.changed_at, entry.rev, entry.author = created_at, rev, author
-            else:
-                leaves.append(Entry(name, path, False, size, 1, created_at, rev, author))
-        out.entries = [*dirs.values(), *leaves]
-        return out
+        snapshot = self._snapshot(workspace)
+        listing = snapshot.listings.get(prefix)
+        if listing is None:
+            listing = _listing(snapshot.rows, prefix)
+            with self._lock:
+                if len(snapshot.listings) >= CACHED_LISTINGS:
+                    snapshot.listings.clear()
+                snapshot.listings[prefix] = listing
+        return listing
+
+
+def _listing(rows: list[tuple[str, int, float, int, str | None]], prefix: str) -> Directory:
+    dirs: dict[str, Entry] = {}
+    leaves: list[Entry] = []
+    out = Directory()
+    for path, size, created_at, rev, author in rows:
+        if not path.startswith(prefix):
+            continue
+        out.files += 1
+        out.size += size
+        rest = path[len(prefix) :]
+        name, slash, _ = rest.partition("/")
+        if slash:
+            entry = dirs.get(name)
+            if entry is None:
+                entry = dirs[name] = Entry(name, prefix + name + "/", True)
+            entry.files += 1
+            entry.size += size
+            if created_at > entry.changed_at:
+                entry.changed_at, entry.rev, entry.author = created_at, rev, author
+        else:
+            leaves.append(Entry(name, path, False, size, 1, created_at, rev, author))
+    out.entries = [*dirs.values(), *leaves]
+    return out
