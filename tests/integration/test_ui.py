@@ -113,6 +113,9 @@ def test_bad_key_and_missing_login_token_are_refused(app: FastAPI) -> None:
         assert "memhub_ui=" not in str(client.cookies)
         forged = client.post("/ui/login", data={"key": app.state.test_key, "login_token": "x"})
         assert forged.status_code == 403
+        token = app.state.tokens.issue(subject="ui", workspace=A, scopes=frozenset({"read"}))
+        assert sign_in(client, token).status_code == 401  # API keys only: a JWT expires
+        assert "memhub_ui=" not in str(client.cookies)
 
 
 def test_without_a_session_pages_redirect_and_posts_are_refused(app: FastAPI) -> None:

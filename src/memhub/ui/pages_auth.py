@@ -93,6 +93,8 @@ async def login(
         principal = None
     if principal is None:
         return _login_error(request, 401, "that key is not valid (revoked or expired?)", next)
+    if principal.kind == "jwt":  # a token has its own expiry, which a session would outlive
+        return _login_error(request, 401, "sign in with an API key, not a token", next)
     sessions: UiSessions = request.app.state.sessions
     session_id, _session = await sessions.store.create(principal)
     response = RedirectResponse(_safe_next(next), status_code=303)
