@@ -232,6 +232,8 @@ def test_files_tree_follows_every_write(app: FastAPI, ui: TestClient) -> None:
     assert "leaf.md" in ui.get("/ui/w/alpha/files/tree/sub/").text
     app.state.store.delete(A, "tree/sub/leaf.md")
     assert "sub/" not in ui.get("/ui/w/alpha/files/tree/").text
+    deleted = ui.get("/ui/w/alpha/files/tree/?deleted=1").text
+    assert "/ui/w/alpha/history/tree/sub/leaf.md" in deleted  # where it can be restored
 
 
 def test_bad_input_gives_an_error_page_not_a_500(ui: TestClient) -> None:

@@ -49,7 +49,13 @@ def _precondition(base: str) -> Precondition:
 
 
 @router.get("/files/{prefix:path}")
-def tree(ui: UiDep, ws: str, prefix: str = "", page: Annotated[int, Query(ge=1)] = 1) -> Response:
+def tree(
+    ui: UiDep,
+    ws: str,
+    prefix: str = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    deleted: bool = False,
+) -> Response:
     workspace = ui.workspace(ws)
     prefix = normalize_prefix(prefix) if prefix.strip("/") else ""
     if prefix and not prefix.endswith("/"):
@@ -66,6 +72,7 @@ def tree(ui: UiDep, ws: str, prefix: str = "", page: Annotated[int, Query(ge=1)]
         entries=listing.entries[start : start + PAGE],
         page=page,
         pages=max(1, -(-len(listing.entries) // PAGE)),
+        deleted=tree.deleted(workspace, prefix) if deleted else None,
     )
 
 

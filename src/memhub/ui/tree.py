@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from memhub.store import Store
 from memhub.store.schema import files
@@ -78,6 +78,22 @@ class Tree:
             while len(self._cache) > CACHED_WORKSPACES:
                 self._cache.popitem(last=False)
         return snapshot
+
+    def deleted(self, workspace: str, prefix: str, limit: int = PAGE) -> list[Entry]:
+        """Deleted files under ``prefix``, most recently deleted first (to restore them)."""
+        ws_id = self.store.workspace_id(workspace)
+        stmt = select(files.c.path, files.c.created_at, files.c.rev, files.c.author).where(
+            files.c.workspace_id == ws_id, files.c.deleted.is_(True)
+        )
+        if prefix:
+            stmt = stmt.where(func.substr(files.c.path, 1, len(prefix)) == prefix)
+        stmt = stmt.order_by(files.c.rev.desc()).limit(limit)
+        with self.store.meta.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            Entry(r[0][len(prefix) :], r[0], False, 0, 0, float(r[1]), int(r[2]), r[3])
+            for r in rows
+        ]
 
     def directory(self, workspace: str, prefix: str) -> Directory:
         """The entries directly under ``prefix`` ("" or ending in "/"): directories first."""
