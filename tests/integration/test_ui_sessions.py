@@ -49,7 +49,11 @@ def test_contract(store: SessionStore, clock: Clock) -> None:
         found = await store.get(session_id)
         assert found is not None
         assert found.principal == PRINCIPAL and found.csrf == session.csrf
-        assert found.csrf_ok(session.csrf) and not found.csrf_ok("x") and not found.csrf_ok(None)
+        masked = found.masked_csrf()
+        assert masked != found.masked_csrf() and session.csrf not in masked  # fresh pad
+        assert found.csrf_ok(masked) and found.csrf_ok(found.masked_csrf())
+        for bad in (None, "", "x", session.csrf, masked[:-4], "%%%%", masked + "AAAA"):
+            assert not found.csrf_ok(bad), bad
         assert await store.get(session_id + "x") is None
         other_id, _ = await store.create(PRINCIPAL)
         await store.delete(session_id)

@@ -86,7 +86,7 @@ def page(request: Request, template: str, *, status: int = 200, **values: Any) -
     env: Environment = request.app.state.templates
     session: Session | None = values.pop("session", None)
     html = env.get_template(template).render(
-        csrf=session.csrf if session else None,
+        csrf=session.masked_csrf() if session else None,
         signed_in=session is not None,
         path=request.url.path,
         **values,

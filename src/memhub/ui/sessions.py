@@ -18,6 +18,7 @@ closed: the UI answers 503, it never lets a request through unsigned.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -55,10 +56,27 @@ class Session:
     created_at: float
     expires_at: float
 
+    def masked_csrf(self) -> str:
+        """The CSRF token as a page carries it: XOR-masked with a fresh random pad per
+        page, so that compressed pages never repeat it (no BREACH-style recovery)."""
+        token = self.csrf.encode("ascii")
+        pad = secrets.token_bytes(len(token))
+        return base64.urlsafe_b64encode(
+            pad + bytes(a ^ b for a, b in zip(token, pad, strict=True))
+        ).decode()
+
     def csrf_ok(self, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(
-            (presented or "").encode("utf-8"), self.csrf.encode("utf-8")
-        )
+        if not presented or len(presented) > 256:
+            return False
+        try:
+            raw = base64.urlsafe_b64decode(presented.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            return False
+        half = len(raw) // 2
+        if half == 0 or len(raw) != 2 * half or base64.urlsafe_b64encode(raw) != presented.encode():
+            return False
+        token = bytes(a ^ b for a, b in zip(raw[half:], raw[:half], strict=True))
+        return hmac.compare_digest(token, self.csrf.encode("ascii"))
 
     def to_json(self) -> str:
         p = self.principal
