@@ -131,6 +131,11 @@ def _install_error_pages(ui: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         return _error(request, exc.status_code, "HTTP_ERROR", str(exc.detail))
 
+    @ui.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in the web UI", exc_info=exc)
+        return _error(request, 500, "INTERNAL_ERROR", "Internal server error")
+
 
 def _error(
     request: Request,
