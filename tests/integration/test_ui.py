@@ -130,6 +130,9 @@ def test_without_a_session_pages_redirect_and_posts_are_refused(app: FastAPI) ->
             "/ui/w/alpha/files/", headers={"authorization": f"Bearer {app.state.test_key}"}
         )
         assert bearer.status_code == 303
+        for cookie in ('memhub_ui="\\x;;;', "memhub_ui=" + "a" * 500, "memhub_ui=;;=="):
+            hostile = client.get("/ui/w/alpha/files/", headers={"cookie": cookie})
+            assert hostile.status_code == 303, cookie
     with pytest.raises(FileNotFound):
         app.state.store.stat(A, "x.md")
 

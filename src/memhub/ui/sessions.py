@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
@@ -222,7 +222,7 @@ def cookie_value(headers: Headers, name: str) -> str | None:
     jar: SimpleCookie = SimpleCookie()
     try:
         jar.load(raw)
-    except Exception:  # a malformed Cookie header is no session, never a 500
+    except CookieError:  # a malformed Cookie header carries no session; never a 500
         return None
     morsel = jar.get(name)
     return morsel.value if morsel is not None and morsel.value else None
