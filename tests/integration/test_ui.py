@@ -317,6 +317,8 @@ def test_another_workspace_is_unreachable_by_url(app: FastAPI, ui: TestClient) -
         "/ui/w/beta/changes/feed?since=0",
         "/ui/w/beta/search?q=" + SECRET_B,
         "/ui/w/beta/context?message=" + SECRET_B,
+        "/ui/w/beta/context/depth?message=" + SECRET_B,
+        "/ui/w/beta/files/?deleted=1",
         "/ui/w/beta/ops",
         "/ui/w/alpha/file/" + quote("../beta/private/b.md"),
     ]
