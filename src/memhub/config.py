@@ -62,6 +62,7 @@ class Settings(BaseSettings):
 
     # browsers
     cors_origins: str | None = None
+    ui_session_seconds: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
 
     @property
     def resolved_database_url(self) -> str:

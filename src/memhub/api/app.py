@@ -42,6 +42,7 @@ from memhub.config import Settings
 from memhub.errors import Forbidden
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
+from memhub.ui import build_ui
 
 log = logging.getLogger("memhub")
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         notifier.bind(asyncio.get_running_loop())
         yield
         await limiter.close()
+        await ui.sessions.store.close()
         mem.close()
         if owns_store:
             store.close()
@@ -132,6 +134,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.include_router(module.router)
     app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
 
+    ui = build_ui(app, authenticator, settings.ui_session_seconds, settings.redis_url)
+    app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document
+
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
         if not settings.metrics_public and not (await get_principal(request)).is_admin:
@@ -157,6 +162,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         limiter=limiter,
         policy=policy,
         on_reject=lambda reason: metrics.rejections.labels(reason).inc(),
+        sessions=ui.sessions,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]

@@ -12,6 +12,11 @@ One pure ASGI middleware, in this order for every request:
    ``WWW-Authenticate``. Only then does the route run, with
    ``scope["state"]["principal"]`` set.
 
+Paths under a :class:`SessionResolver`'s prefix (the web UI at ``/ui``) take a
+session cookie instead of a header credential: the resolver turns it into the
+principal (so those requests count against the same per-key windows), and a
+request without one is passed on unsigned for the UI to send to its sign-in page.
+
 Every response that passed step 1 carries ``X-RateLimit-Limit``,
 ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (a Unix time).
 """
@@ -24,6 +29,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -38,6 +44,15 @@ EXEMPT_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc",
 CREDENTIAL_PATHS = frozenset({"/auth/token", "/auth/github"})  # they take credentials in the body
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SessionResolver(Protocol):
+    """Cookie sessions for the paths under ``prefix`` (the web UI): those paths take
+    no header credential as required; the UI itself sends the unsigned-in to sign in."""
+
+    prefix: str
+
+    async def resolve(self, scope: Scope, headers: Headers) -> Principal | None: ...
 
 
 def parse_networks(raw: str | None) -> tuple[Network, ...]:
@@ -107,12 +122,14 @@ class AdmissionMiddleware:
         limiter: RateLimiter,
         policy: AdmissionPolicy,
         on_reject: Callable[[str], None] = lambda _reason: None,
+        sessions: SessionResolver | None = None,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.limiter = limiter
         self.policy = policy
         self.on_reject = on_reject
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"] in EXEMPT_PATHS:
@@ -125,6 +142,12 @@ class AdmissionMiddleware:
             principal = await self._authenticate(headers)
         except MemhubError as exc:
             failure = exc
+        path = scope["path"]
+        in_sessions = self.sessions is not None and (
+            path == self.sessions.prefix or path.startswith(self.sessions.prefix + "/")
+        )
+        if in_sessions and principal is None and failure is None and self.sessions is not None:
+            principal = await self.sessions.resolve(scope, headers)
 
         decision: Decision | None = None
         if self.policy.enabled:
@@ -145,11 +168,10 @@ class AdmissionMiddleware:
                 await _send_error(send, _too_many(decision), decision)
                 return
 
-        path = scope["path"]
         if (
             failure is None
             and principal is None
-            and not (path in self.policy.public_paths or path in CREDENTIAL_PATHS)
+            and not (in_sessions or path in self.policy.public_paths or path in CREDENTIAL_PATHS)
         ):
             failure = Unauthorized("this route needs an API key or a token")
         if failure is not None:
