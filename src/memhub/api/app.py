@@ -38,6 +38,7 @@ from memhub.auth.ratelimit import FailoverLimiter, MemoryRateLimiter, RateLimite
 from memhub.auth.tokens import TokenCodec
 from memhub.config import Settings
 from memhub.errors import Forbidden
+from memhub.mcp.http import mount_mcp
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
 
@@ -102,7 +103,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
-        yield
+        async with mcp.run(_app):
+            yield
         await limiter.close()
         mem.close()
         if owns_store:
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
+    mcp = mount_mcp(app)  # POST /mcp: streamable HTTP, behind the same admission
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
