@@ -23,10 +23,13 @@ import httpx
 
 from memhub.client.http import error_from_response
 from memhub.errors import StorageUnavailable
+from memhub.store.paths import normalize_path
 
 
 def _q(path: str) -> str:
-    return quote(path, safe="/")
+    """A path checked by the store's own rules before it goes in a URL: an HTTP client
+    would resolve ``..`` segments into another route."""
+    return quote(normalize_path(path), safe="/")
 
 
 @dataclass(frozen=True, slots=True)

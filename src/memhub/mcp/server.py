@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp_types import ListToolsResult
 from pydantic import Field
 
 from memhub import __version__
@@ -69,13 +68,13 @@ class _ScopeFilter:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         result = await call_next(ctx)
-        if ctx.method != "tools/list" or not isinstance(result, ListToolsResult):
+        if ctx.method != "tools/list" or not isinstance(result, dict):
             return result
         scopes = self.connector.scopes(ctx.request)
         if scopes is None or {"write", "admin"} & scopes:
             return result
-        tools = [t for t in result.tools if t.name not in self.write_tools]
-        return result.model_copy(update={"tools": tools})
+        tools = [t for t in result.get("tools", []) if t.get("name") not in self.write_tools]
+        return {**result, "tools": tools}
 
 
 def _add_resources(server: MCPServer[Connector]) -> None:
