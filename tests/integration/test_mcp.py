@@ -19,9 +19,9 @@ import httpx2
 import pytest
 from apiclient import build_app
 from fastapi import FastAPI
-from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp import Client
 from mcp_agent import READ_TOOLS, agent_flow, call, error
 from memhub.errors import FileNotFound
 from memhub.mcp.connect import FixedConnector, asgi_client
@@ -55,7 +55,7 @@ def app(tmp_path: Path) -> FastAPI:
 async def in_memory(app: FastAPI, key: str, workspace: str) -> AsyncIterator[Client]:
     async with app.router.lifespan_context(app), asgi_client(app) as http:
         hub = Hub(http, workspace, {"authorization": f"Bearer {key}"})
-        async with Client(build_server(FixedConnector(hub))) as client:
+        async with Client(build_server(FixedConnector(hub), follow=hub)) as client:
             yield client
 
 
@@ -210,9 +210,12 @@ def test_mcp_is_authenticated_and_rate_limited(tmp_path: Path) -> None:
     accept = {"accept": "application/json, text/event-stream"}
 
     async def test() -> None:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as http:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            ) as http,
+        ):
             anonymous = await http.post("/mcp", json=initialize, headers=accept)
             assert anonymous.status_code == 401
             assert anonymous.json()["error_code"] == "UNAUTHORIZED"
@@ -226,5 +229,25 @@ def test_mcp_is_authenticated_and_rate_limited(tmp_path: Path) -> None:
             assert statuses == [200, 200, 200, 429]
             assert response.json()["error_code"] == "RATE_LIMITED"
             assert "retry-after" in response.headers
+
+    run(test)
+
+
+def test_resource_subscription_follows_the_change_feed(app: FastAPI) -> None:
+    """A client listening for a file's URI hears about its writes, and only its."""
+    uri = f"memhub://{A}/notes/watched.md"
+
+    async def test() -> None:
+        async with in_memory(app, app.state.mcp_keys["a"], A) as client:
+            async with client.listen(resource_subscriptions=[uri]) as events:
+                await call(client, "write_file", path="notes/other.md", content="x")
+                # a write by someone else, straight through the REST API
+                app.state.store.put(A, "notes/watched.md", b"from elsewhere")
+                with anyio.fail_after(20):
+                    async for event in events:
+                        assert getattr(event, "uri", None) == uri, event
+                        break
+            text = (await client.read_resource(uri)).contents[0]
+            assert getattr(text, "text", None) == "from elsewhere"
 
     run(test)

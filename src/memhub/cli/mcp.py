@@ -63,10 +63,10 @@ def mcp(
         if chosen.explicit:
             connector = remote_connector(chosen)
             async with connector.fixed.http:
-                await build_server(connector).run_stdio_async()
+                await build_server(connector, follow=connector.fixed).run_stdio_async()
         else:
             async with local_connector(load_settings(data_dir), chosen.workspace) as local:
-                await build_server(local).run_stdio_async()
+                await build_server(local, follow=local.fixed).run_stdio_async()
 
     try:
         anyio.run(run)

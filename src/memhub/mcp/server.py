@@ -13,13 +13,17 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from pydantic import Field
 
 from memhub import __version__
 from memhub.errors import MemhubError
+from memhub.mcp.follow import follow_changes, head_rev
+from memhub.mcp.hub import Hub
 from memhub.mcp.registry import Connector, connector_of, explain, load_tools, tool_annotations
 
 INSTRUCTIONS = """\
@@ -32,10 +36,20 @@ content to merge. Every change is kept in file_history; restore_file brings any 
 RESOURCE_URI = "memhub://{workspace}/{+path}"
 
 
-def build_server(connector: Connector) -> MCPServer[Connector]:
+def build_server(connector: Connector, *, follow: Hub | None = None) -> MCPServer[Connector]:
+    """``follow``: the hub whose change feed drives resource subscriptions (a server
+    with one caller); None serves no ``subscriptions/listen`` (``/mcp``)."""
+    bus = InMemorySubscriptionBus()
+
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Connector]) -> AsyncIterator[Connector]:
-        yield connector
+        async with anyio.create_task_group() as tasks:
+            if follow is not None:
+                tasks.start_soon(follow_changes, follow, bus, await head_rev(follow))
+            try:
+                yield connector
+            finally:
+                tasks.cancel_scope.cancel()
 
     server: MCPServer[Connector] = MCPServer(
         "memhub",
@@ -44,6 +58,7 @@ def build_server(connector: Connector) -> MCPServer[Connector]:
         version=__version__,
         lifespan=lifespan,
         log_level="WARNING",
+        subscriptions=bus if follow is not None else False,
     )
     tools = load_tools()
     for spec in tools.values():
