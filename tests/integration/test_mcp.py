@@ -126,6 +126,9 @@ def test_errors_name_the_next_step(app: FastAPI) -> None:
                 client, "write_file", path="other.md", content="z", base_rev=1
             )  # rev 1 is plan.md's
             assert "not of other.md" in wrong
+            app.state.store.put(A, "big.bin", b"x" * (4 * 1024 * 1024 + 1))
+            big = await error(client, "read_file", path="big.bin")
+            assert "PAYLOAD_TOO_LARGE" in big and "memhub pull" in big
 
     run(test)
 

@@ -22,8 +22,10 @@ from urllib.parse import quote
 import httpx
 
 from memhub.client.http import error_from_response
-from memhub.errors import StorageUnavailable
+from memhub.errors import PayloadTooLarge, StorageUnavailable
 from memhub.store.paths import normalize_path
+
+MAX_READ_BYTES = 4 * 1024 * 1024
 
 
 def _q(path: str) -> str:
@@ -58,13 +60,16 @@ class Hub:
         try:
             response = await self.http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise StorageUnavailable(
-                f"cannot reach the memhub server at {self.http.base_url}: {exc}",
-                hint="check MEMHUB_SERVER (or `memhub login`) and that the server is running",
-            ) from exc
+            raise self.unreachable(exc) from exc
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
+
+    def unreachable(self, exc: httpx.HTTPError) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"cannot reach the memhub server at {self.http.base_url}: {exc}",
+            hint="check MEMHUB_SERVER (or `memhub login`) and that the server is running",
+        )
 
     async def json(self, method: str, url: str, **kwargs: Any) -> Any:
         return (await self.request(method, url, **kwargs)).json()
@@ -80,14 +85,31 @@ class Hub:
     # -- files ------------------------------------------------------------------------
 
     async def read(self, path: str, rev: int | None = None) -> FileContent:
+        """A file's content, up to :data:`MAX_READ_BYTES` (larger files are refused before
+        their body is read: a tool result is one JSON message)."""
         params = {"rev": rev} if rev is not None else None
-        response = await self.request("GET", f"{self.base}/files/{_q(path)}", params=params)
+        url = f"{self.base}/files/{_q(path)}"
+        try:
+            async with self.http.stream("GET", url, params=params, headers=self.headers) as r:
+                if r.status_code >= 400:
+                    await r.aread()
+                    raise error_from_response(r)
+                size = int(r.headers.get("content-length") or 0)
+                if size > MAX_READ_BYTES:
+                    raise PayloadTooLarge(
+                        f"{path} is {size} bytes; tools read files up to {MAX_READ_BYTES} bytes",
+                        context={"path": path, "size": size},
+                        hint="fetch it with the HTTP API or `memhub pull`",
+                    )
+                data = await r.aread()
+        except httpx.HTTPError as exc:
+            raise self.unreachable(exc) from exc
         return FileContent(
             path=path,
-            rev=int(response.headers["x-memhub-rev"]),
-            sha256=response.headers["etag"].strip('"'),
-            content_type=response.headers.get("content-type", "application/octet-stream"),
-            data=response.content,
+            rev=int(r.headers["x-memhub-rev"]),
+            sha256=r.headers["etag"].strip('"'),
+            content_type=r.headers.get("content-type", "application/octet-stream"),
+            data=data,
         )
 
     async def write(
