@@ -56,8 +56,8 @@ HERE = Path(__file__).resolve().parent
 MEMHUB = Path(sys.executable).parent / "memhub"
 WS = "/v1/workspaces/default"
 WORDS = "garden tomato compost memory agent python sqlite search context river mountain".split()
-FULL = {"rounds": 5, "calls": 50, "notes": 300}
-QUICK = {"rounds": 3, "calls": 20, "notes": 100}
+FULL = {"rounds": 5, "calls": 50, "cpu_calls": 200, "notes": 300}
+QUICK = {"rounds": 3, "calls": 20, "cpu_calls": 60, "notes": 100}
 
 Call = Callable[[int], Awaitable[None]]
 
@@ -135,13 +135,30 @@ def ways(rest: httpx2.AsyncClient, mcp: Client, run_id: str) -> dict[str, dict[s
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_per_call(pid: int, call: Call, calls: int) -> tuple[float, float]:
+    """(server CPU ms, client CPU ms) per call over a block of ``calls`` calls."""
+    server, client = cpu_seconds(pid), time.process_time()
+    for i in range(calls):
+        await call(i)
+    return (
+        (cpu_seconds(pid) - server) * 1000 / calls,
+        (time.process_time() - client) * 1000 / calls,
+    )
+
+
 async def timed(call: Call, i: int) -> float:
     started = time.perf_counter()
     await call(i)
     return (time.perf_counter() - started) * 1000
 
 
-async def measure(url: str, key: str, plan: dict[str, int]) -> dict[str, Any]:
+async def measure(url: str, key: str, pid: int, plan: dict[str, int]) -> dict[str, Any]:
     headers = {"authorization": f"Bearer {key}"}
     async with (
         httpx2.AsyncClient(base_url=url, headers=headers, timeout=60) as rest,
@@ -163,6 +180,10 @@ async def measure(url: str, key: str, plan: dict[str, int]) -> dict[str, Any]:
                     samples["MCP"].append(await timed(series["MCP"], i))
                     samples["REST'"].append(await timed(series["REST"], i))
                 p50 = {name: statistics.median(values) for name, values in samples.items()}
+                # CPU time is steadier than latency on a loaded machine: blocks of calls
+                for name in ("REST", "MCP"):
+                    server, client = await cpu_per_call(pid, series[name], plan["cpu_calls"])
+                    p50[f"{name} server cpu"], p50[f"{name} client cpu"] = server, client
                 rounds[op].append(p50)
     return rounds
 
@@ -177,6 +198,10 @@ def summarise(rounds: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
             "mcp_minus_rest_ms": med(r["MCP"] - r["REST"] for r in per_round),
             "mcp_over_rest": med(r["MCP"] / r["REST"] for r in per_round),
             "aa_diff_ms": med(r["REST'"] - r["REST"] for r in per_round),
+            "rest_server_cpu_ms": med(r["REST server cpu"] for r in per_round),
+            "mcp_server_cpu_ms": med(r["MCP server cpu"] for r in per_round),
+            "rest_client_cpu_ms": med(r["REST client cpu"] for r in per_round),
+            "mcp_client_cpu_ms": med(r["MCP client cpu"] for r in per_round),
         }
     return out
 
@@ -193,7 +218,7 @@ def main() -> None:
     process, url, _log = start_server(scratch / "data")
     try:
         key = (scratch / "data" / "admin.key").read_text().strip()
-        rounds = asyncio.run(measure(url, key, plan))
+        rounds = asyncio.run(measure(url, key, process.pid, plan))
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -207,6 +232,14 @@ def main() -> None:
         print(f"{op:<10}{s['rest_p50_ms']:>9.2f}ms{s['mcp_p50_ms']:>9.2f}ms"
               f"{s['mcp_minus_rest_ms']:>+9.2f}ms{s['mcp_over_rest']:>9.2f}x"
               f"{s['aa_diff_ms']:>+9.2f}ms")  # fmt: skip
+    print("\nCPU time per call (blocks of calls; steadier than latency on a loaded machine)")
+    print(f"{'operation':<10}{'server REST':>13}{'server MCP':>12}{'+MCP':>9}"
+          f"{'client REST':>13}{'client MCP':>12}")  # fmt: skip
+    for op, s in summary.items():
+        extra = s["mcp_server_cpu_ms"] - s["rest_server_cpu_ms"]
+        print(f"{op:<10}{s['rest_server_cpu_ms']:>11.2f}ms{s['mcp_server_cpu_ms']:>10.2f}ms"
+              f"{extra:>+7.2f}ms{s['rest_client_cpu_ms']:>11.2f}ms"
+              f"{s['mcp_client_cpu_ms']:>10.2f}ms")  # fmt: skip
     result = {"plan": plan, "quick": args.quick, "summary": summary, "rounds": rounds}
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(result, indent=2) + "\n")
