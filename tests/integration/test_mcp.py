@@ -61,7 +61,7 @@ async def in_memory(app: FastAPI, key: str, workspace: str) -> AsyncIterator[Cli
 
 @asynccontextmanager
 async def over_http(
-    app: FastAPI, key: str | None, headers: dict[str, str] | None = None
+    app: FastAPI, key: str | None, headers: dict[str, str] | None = None, mode: str = "auto"
 ) -> AsyncIterator[Client]:
     sent = {"authorization": f"Bearer {key}"} if key else {}
     async with app.router.lifespan_context(app):
@@ -72,7 +72,9 @@ async def over_http(
         )
         async with (
             http,
-            Client(streamable_http_client("http://testserver/mcp", http_client=http)) as c,
+            Client(
+                streamable_http_client("http://testserver/mcp", http_client=http), mode=mode
+            ) as c,
         ):
             yield c
 
@@ -252,5 +254,19 @@ def test_resource_subscription_follows_the_change_feed(app: FastAPI) -> None:
                         break
             text = (await client.read_resource(uri)).contents[0]
             assert getattr(text, "text", None) == "from elsewhere"
+
+    run(test)
+
+
+def test_handshake_era_clients_over_http(app: FastAPI) -> None:
+    """Clients on the 2025 protocol (initialize handshake) use /mcp the same way."""
+
+    async def test() -> None:
+        async with over_http(app, app.state.mcp_keys["a"], mode="legacy") as client:
+            assert client.protocol_version.startswith("2025")
+            await call(client, "write_file", path="notes/legacy.md", content="old school")
+            assert "Did you mean" not in await error(client, "read_file", path="zzz.md")
+            resource = await client.read_resource(f"memhub://{A}/notes/legacy.md")
+            assert "old school" in resource.model_dump_json()
 
     run(test)

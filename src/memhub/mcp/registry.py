@@ -125,7 +125,7 @@ async def close_matches(h: Hub, path: str, n: int = 5) -> list[str]:
     for prefix in dict.fromkeys((folder, "")):
         listing = await h.list_files(prefix, 1000)
         paths = [f["path"] for f in listing["files"]]
-        matches = difflib.get_close_matches(path, paths, n=n, cutoff=0.5)
+        matches = difflib.get_close_matches(path, paths, n=n, cutoff=0.75)
         if matches:
             return matches
     return [p for p in paths if p.rsplit("/", 1)[-1] == path.rsplit("/", 1)[-1]][:n]
