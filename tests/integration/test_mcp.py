@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp import Client
 from mcp_agent import READ_TOOLS, agent_flow, call, error
 from memhub.errors import FileNotFound
-from memhub.mcp.connect import FixedConnector, asgi_client
+from memhub.mcp.connect import FixedConnector, asgi_client, index_dir
 from memhub.mcp.hub import Hub
 from memhub.mcp.server import build_server
 
@@ -270,3 +270,14 @@ def test_handshake_era_clients_over_http(app: FastAPI) -> None:
             assert "old school" in resource.model_dump_json()
 
     run(test)
+
+
+def test_concurrent_local_servers_get_their_own_index(tmp_path: Path) -> None:
+    """A tantivy index has one writer: a second local ``memhub mcp`` on the same data dir
+    (Claude Code and Cursor at once) gets a private index, removed when it exits."""
+    with index_dir(tmp_path) as first, index_dir(tmp_path) as second:
+        assert first == tmp_path / "index" / "mcp"
+        assert second != first and second.parent == tmp_path / "index" and second.is_dir()
+    assert not second.exists()
+    with index_dir(tmp_path) as again:
+        assert again == first  # the lock went with its holder

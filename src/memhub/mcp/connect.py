@@ -11,9 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -71,6 +74,37 @@ def remote_connector(profile: Profile, timeout: float = 60.0) -> FixedConnector:
     return FixedConnector(Hub(http, profile.workspace, headers))
 
 
+@contextmanager
+def index_dir(data_dir: Path) -> Iterator[Path]:
+    """The search index of a local ``memhub mcp``: ``<data dir>/index/mcp`` for the first
+    such process (an OS lock, released when the process dies, says which), a private
+    one (removed at exit) for each other one at the same time: a tantivy index has
+    one writer."""
+    base = data_dir / "index"
+    base.mkdir(parents=True, exist_ok=True)
+    with (base / "mcp.lock").open("a") as lock:
+        if _try_lock(lock.fileno()):
+            yield base / "mcp"
+            return
+        private = Path(tempfile.mkdtemp(prefix="mcp-", dir=base))
+        try:
+            yield private
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: every process gets its own index
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @asynccontextmanager
 async def local_connector(settings: Settings, workspace: str) -> AsyncIterator[FixedConnector]:
     """The local data dir through an in-process app (its lifespan runs here), with the
@@ -78,16 +112,13 @@ async def local_connector(settings: Settings, workspace: str) -> AsyncIterator[F
     from memhub.api.app import create_app
     from memhub.auth.local import ensure_local_admin_key
 
-    settings = settings.model_copy(
-        update={
-            "rate_limit_enabled": False,
-            "index_dir": settings.index_dir or settings.data_dir / "index" / "mcp",
-        }
-    )
-    app = create_app(settings)
-    path, _created = ensure_local_admin_key(
-        settings.data_dir, app.state.keys, settings.default_workspace
-    )
-    key = path.read_text(encoding="utf-8").strip()
-    async with app.router.lifespan_context(app), asgi_client(app) as http:
-        yield FixedConnector(Hub(http, workspace, {"authorization": f"Bearer {key}"}))
+    with ExitStack() as stack:
+        index = settings.index_dir or stack.enter_context(index_dir(settings.data_dir))
+        settings = settings.model_copy(update={"rate_limit_enabled": False, "index_dir": index})
+        app = create_app(settings)
+        path, _created = ensure_local_admin_key(
+            settings.data_dir, app.state.keys, settings.default_workspace
+        )
+        key = path.read_text(encoding="utf-8").strip()
+        async with app.router.lifespan_context(app), asgi_client(app) as http:
+            yield FixedConnector(Hub(http, workspace, {"authorization": f"Bearer {key}"}))
