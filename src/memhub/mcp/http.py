@@ -13,8 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
+import httpx
+from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
@@ -28,40 +32,72 @@ PATH = "/mcp"
 
 
 class McpEndpoint:
-    """The ASGI endpoint of ``/mcp``; :meth:`run` (in the app's lifespan) starts it."""
+    """The ASGI endpoint of ``/mcp``. :meth:`run` (in the app's lifespan) makes it ready;
+    the MCP server itself is built on the first request (about 0.1 s of schema
+    building that an app which never serves MCP, e.g. in most tests, does not pay)."""
 
     def __init__(self) -> None:
+        self._started: _Started | None = None
         self._manager: StreamableHTTPSessionManager | None = None
 
     @asynccontextmanager
     async def run(self, app: Any) -> AsyncIterator[None]:
-        async with asgi_client(app) as http:
-            server = build_server(ForwardingConnector(http, app.state.default_workspace))
-            # DNS-rebinding protection guards servers that trust the network; /mcp
-            # trusts nothing but a key in the Authorization header, which a page
-            # in a browser cannot send on another origin's behalf
-            server.streamable_http_app(
-                stateless_http=True,
-                json_response=True,
-                transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-            )
-            manager = server.session_manager
-            async with manager.run():
-                self._manager = manager
-                try:
-                    yield
-                finally:
-                    self._manager = None
+        async with asgi_client(app) as http, anyio.create_task_group() as tasks:
+            self._started = _Started(app, http, tasks, anyio.Lock())
+            try:
+                yield
+            finally:
+                self._started = self._manager = None
+                tasks.cancel_scope.cancel()
+
+    async def _ready(self, started: _Started) -> StreamableHTTPSessionManager:
+        async with started.lock:
+            if self._manager is None:
+                connector = ForwardingConnector(started.http, started.app.state.default_workspace)
+                server = build_server(connector)
+                # DNS-rebinding protection guards servers that trust the network; /mcp
+                # trusts nothing but a key in the Authorization header, which a page
+                # in a browser cannot send on another origin's behalf
+                server.streamable_http_app(
+                    stateless_http=True,
+                    json_response=True,
+                    transport_security=TransportSecuritySettings(
+                        enable_dns_rebinding_protection=False
+                    ),
+                )
+                await started.tasks.start(_serve, server.session_manager)
+                self._manager = server.session_manager
+            return self._manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._manager is None:
+        started = self._started
+        if started is None:
             error = StorageUnavailable("the MCP endpoint is not running (the app is not started)")
             body = json.dumps(error.to_dict()).encode()
             headers = [(b"content-type", b"application/json")]
             await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await self._manager.handle_request(scope, receive, send)
+        manager = self._manager or await self._ready(started)
+        await manager.handle_request(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    app: Any
+    http: httpx.AsyncClient
+    tasks: TaskGroup
+    lock: anyio.Lock
+
+
+async def _serve(
+    manager: StreamableHTTPSessionManager,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    async with manager.run():
+        task_status.started()
+        await anyio.sleep_forever()
 
 
 def mount_mcp(app: Any) -> McpEndpoint:
