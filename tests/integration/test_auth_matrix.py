@@ -326,6 +326,21 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/redoc"): Case(_c("GET", "/redoc"), "public"),
     ("GET", "/openapi.json"): Case(_c("GET", "/openapi.json"), "public"),
     ("GET", "/metrics"): Case(_c("GET", "/metrics"), "metrics"),
+    # MCP over streamable HTTP (stateless: one POST is a whole tool call); the tool
+    # runs as the caller on the caller's own workspace, so B's key finds only B
+    ("POST", "/mcp"): Case(
+        _c(
+            "POST",
+            "/mcp",
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "search_memory", "arguments": {"query": "vault word"}},
+            },
+        ),
+        "any",
+    ),
 }
 
 
@@ -558,6 +573,9 @@ def test_keys_of_a_do_see_a(world: World, who: str) -> None:
     found = world.client.post(f"{V1}/search", json={"query": "vault word"}, headers=h)
     assert MARKER_A in found.text
     assert MARKER_B not in found.text
+    mcp_call = CASES[("POST", "/mcp")].call(world, who)
+    via_mcp = send(world.client, mcp_call, h)
+    assert MARKER_A in via_mcp.text and MARKER_B not in via_mcp.text, via_mcp.text
 
 
 def test_other_workspace_key_acts_on_its_own_workspace(world: World) -> None:

@@ -40,6 +40,7 @@ from memhub.auth.ratelimit import FailoverLimiter, MemoryRateLimiter, RateLimite
 from memhub.auth.tokens import TokenCodec
 from memhub.config import Settings
 from memhub.errors import Forbidden
+from memhub.mcp.http import mount_mcp
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
 from memhub.ui import build_ui
@@ -105,7 +106,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
-        yield
+        async with mcp.run(_app):
+            yield
         await limiter.close()
         await ui.sessions.store.close()
         mem.close()
@@ -132,10 +134,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
-    app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
 
     ui = build_ui(app, authenticator, settings.ui_session_seconds, settings.redis_url)
     app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document
+    mcp = mount_mcp(app)  # POST /mcp: streamable HTTP, behind the same admission
+    app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from memhub import __version__
-from memhub.cli import db, hooks, keys, lease, maintenance, memory, serve, sync
+from memhub.cli import db, hooks, keys, lease, maintenance, mcp, memory, serve, sync
 
 app = typer.Typer(
     name="memhub",
@@ -30,6 +30,7 @@ app.add_typer(hooks.app, name="hooks")
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(lease.app, name="lease")
+app.add_typer(mcp.app, name="mcp")
 
 
 @app.command("version")

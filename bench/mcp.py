@@ -1,0 +1,250 @@
+# ruff: noqa: E402  (sys.path is fixed before the imports: see below)
+"""MCP tool-call latency over streamable HTTP beside the same operation over REST.
+
+Run: ``.venv/bin/python bench/mcp.py [--quick] [--json-out PATH] [--scratch DIR]``
+
+One ``memhub serve`` subprocess on a fresh data dir (the embedded default:
+SQLite + local blobs), rate limiter on with limits it never reaches, seeded
+with markdown notes. One client process, one event loop, concurrency 1. Three
+operations, each done three ways in turn, call by call:
+
+============  ===============================================  ====================================
+operation     REST (the baseline)                              MCP tool (``POST /mcp``, stateless)
+============  ===============================================  ====================================
+search        ``POST /v1/workspaces/default/search``           ``search_memory``
+read          ``GET /v1/workspaces/default/files/{path}``      ``read_file``
+write         ``PUT …/files/{new path}`` + ``If-None-Match``   ``write_file`` (no base_rev: create)
+============  ===============================================  ====================================
+
+Each iteration runs REST, MCP, then REST again (``REST'``, the A/A control:
+the same request twice shows the noise floor). Rounds are interleaved; the
+summary is the median over rounds of each round's p50 difference (MCP − REST,
+in ms) and ratio (MCP ÷ REST). The aim: MCP adds ≤ 2 ms at p50.
+
+Numbers go to ``bench/results/mcp.json`` (or ``--json-out``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# run as a script, this file's directory comes first on sys.path, and this file
+# (mcp.py) would shadow the MCP SDK's ``mcp`` package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx2
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp import Client
+
+HERE = Path(__file__).resolve().parent
+MEMHUB = Path(sys.executable).parent / "memhub"
+WS = "/v1/workspaces/default"
+WORDS = "garden tomato compost memory agent python sqlite search context river mountain".split()
+FULL = {"rounds": 5, "calls": 50, "cpu_calls": 200, "notes": 300}
+QUICK = {"rounds": 3, "calls": 20, "cpu_calls": 60, "notes": 100}
+
+Call = Callable[[int], Awaitable[None]]
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
+    env |= {"MEMHUB_RATE_LIMIT": "1000000000", "MEMHUB_RATE_LIMIT_SCOPES": "admin=1000000000"}
+    env |= {"HOME": str(data_dir.parent), "XDG_DATA_HOME": str(data_dir.parent / "xdg")}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = data_dir.parent / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [MEMHUB, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"memhub serve exited:\n{log.read_text()}")
+        with contextlib.suppress(httpx2.TransportError):
+            if httpx2.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url, log
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"memhub serve did not start:\n{log.read_text()}")
+
+
+def note(i: int) -> bytes:
+    words = [WORDS[(i * 7 + j) % len(WORDS)] for j in range(60)]
+    return f"# Note {i}\n\n{' '.join(words)} marker{i}\n".encode()
+
+
+async def seed(rest: httpx2.AsyncClient, count: int) -> None:
+    for i in range(count):
+        response = await rest.put(f"{WS}/files/notes/n{i}.md", content=note(i))
+        assert response.status_code in (200, 201), response.text
+
+
+def ways(rest: httpx2.AsyncClient, mcp: Client, run_id: str) -> dict[str, dict[str, Call]]:
+    async def rest_search(i: int) -> None:
+        r = await rest.post(f"{WS}/search", json={"query": WORDS[i % len(WORDS)], "k": 10})
+        assert r.status_code == 200 and r.json()["results"], r.text
+
+    async def mcp_search(i: int) -> None:
+        r = await mcp.call_tool("search_memory", {"query": WORDS[i % len(WORDS)], "k": 10})
+        assert not r.is_error and r.structured_content and r.structured_content["results"]
+
+    async def rest_read(i: int) -> None:
+        r = await rest.get(f"{WS}/files/notes/n{i % 50}.md")
+        assert r.status_code == 200, r.text
+
+    async def mcp_read(i: int) -> None:
+        r = await mcp.call_tool("read_file", {"path": f"notes/n{i % 50}.md"})
+        assert not r.is_error, r.content
+
+    counter = iter(range(10**9))
+
+    async def rest_write(_i: int) -> None:
+        path = f"{WS}/files/bench/{run_id}/rest-{next(counter)}.md"
+        r = await rest.put(path, content=b"# x\nhello\n", headers={"if-none-match": "*"})
+        assert r.status_code == 201, r.text
+
+    async def mcp_write(_i: int) -> None:
+        path = f"bench/{run_id}/mcp-{next(counter)}.md"
+        r = await mcp.call_tool("write_file", {"path": path, "content": "# x\nhello\n"})
+        assert not r.is_error, r.content
+
+    return {
+        "search": {"REST": rest_search, "MCP": mcp_search},
+        "read": {"REST": rest_read, "MCP": mcp_read},
+        "write": {"REST": rest_write, "MCP": mcp_write},
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_per_call(pid: int, call: Call, calls: int) -> tuple[float, float]:
+    """(server CPU ms, client CPU ms) per call over a block of ``calls`` calls."""
+    server, client = cpu_seconds(pid), time.process_time()
+    for i in range(calls):
+        await call(i)
+    return (
+        (cpu_seconds(pid) - server) * 1000 / calls,
+        (time.process_time() - client) * 1000 / calls,
+    )
+
+
+async def timed(call: Call, i: int) -> float:
+    started = time.perf_counter()
+    await call(i)
+    return (time.perf_counter() - started) * 1000
+
+
+async def measure(url: str, key: str, pid: int, plan: dict[str, int]) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {key}"}
+    async with (
+        httpx2.AsyncClient(base_url=url, headers=headers, timeout=60) as rest,
+        httpx2.AsyncClient(headers=headers, timeout=60) as mcp_http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=mcp_http)) as mcp,
+    ):
+        await seed(rest, plan["notes"])
+        table = ways(rest, mcp, os.urandom(4).hex())
+        for series in table.values():  # warm-up: index built, imports done, pools open
+            for call in series.values():
+                for i in range(3):
+                    await call(i)
+        rounds: dict[str, list[dict[str, float]]] = {op: [] for op in table}
+        for _ in range(plan["rounds"]):
+            for op, series in table.items():
+                samples: dict[str, list[float]] = {"REST": [], "MCP": [], "REST'": []}
+                for i in range(plan["calls"]):
+                    samples["REST"].append(await timed(series["REST"], i))
+                    samples["MCP"].append(await timed(series["MCP"], i))
+                    samples["REST'"].append(await timed(series["REST"], i))
+                p50 = {name: statistics.median(values) for name, values in samples.items()}
+                # CPU time is steadier than latency on a loaded machine: blocks of calls
+                for name in ("REST", "MCP"):
+                    server, client = await cpu_per_call(pid, series[name], plan["cpu_calls"])
+                    p50[f"{name} server cpu"], p50[f"{name} client cpu"] = server, client
+                rounds[op].append(p50)
+    return rounds
+
+
+def summarise(rounds: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for op, per_round in rounds.items():
+        med = statistics.median
+        out[op] = {
+            "rest_p50_ms": med(r["REST"] for r in per_round),
+            "mcp_p50_ms": med(r["MCP"] for r in per_round),
+            "mcp_minus_rest_ms": med(r["MCP"] - r["REST"] for r in per_round),
+            "mcp_over_rest": med(r["MCP"] / r["REST"] for r in per_round),
+            "aa_diff_ms": med(r["REST'"] - r["REST"] for r in per_round),
+            "rest_server_cpu_ms": med(r["REST server cpu"] for r in per_round),
+            "mcp_server_cpu_ms": med(r["MCP server cpu"] for r in per_round),
+            "rest_client_cpu_ms": med(r["REST client cpu"] for r in per_round),
+            "mcp_client_cpu_ms": med(r["MCP client cpu"] for r in per_round),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 20 calls per series")
+    parser.add_argument("--json-out", type=Path, default=HERE / "results" / "mcp.json")
+    parser.add_argument("--scratch", type=Path, default=None, help="where the data dir goes")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    scratch = Path(tempfile.mkdtemp(prefix="memhub-bench-mcp-", dir=args.scratch))
+    started = time.monotonic()
+    process, url, _log = start_server(scratch / "data")
+    try:
+        key = (scratch / "data" / "admin.key").read_text().strip()
+        rounds = asyncio.run(measure(url, key, process.pid, plan))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        shutil.rmtree(scratch, ignore_errors=True)
+    summary = summarise(rounds)
+    print(f"\nMCP over streamable HTTP vs REST, concurrency 1, {plan['rounds']} rounds x "
+          f"{plan['calls']} calls ({'quick' if args.quick else 'full'})")  # fmt: skip
+    print(f"{'operation':<10}{'REST p50':>11}{'MCP p50':>11}{'MCP-REST':>11}{'MCP/REST':>10}"
+          f"{'A/A diff':>11}")  # fmt: skip
+    for op, s in summary.items():
+        print(f"{op:<10}{s['rest_p50_ms']:>9.2f}ms{s['mcp_p50_ms']:>9.2f}ms"
+              f"{s['mcp_minus_rest_ms']:>+9.2f}ms{s['mcp_over_rest']:>9.2f}x"
+              f"{s['aa_diff_ms']:>+9.2f}ms")  # fmt: skip
+    print("\nCPU time per call (blocks of calls; steadier than latency on a loaded machine)")
+    print(f"{'operation':<10}{'server REST':>13}{'server MCP':>12}{'+MCP':>9}"
+          f"{'client REST':>13}{'client MCP':>12}")  # fmt: skip
+    for op, s in summary.items():
+        extra = s["mcp_server_cpu_ms"] - s["rest_server_cpu_ms"]
+        print(f"{op:<10}{s['rest_server_cpu_ms']:>11.2f}ms{s['mcp_server_cpu_ms']:>10.2f}ms"
+              f"{extra:>+7.2f}ms{s['rest_client_cpu_ms']:>11.2f}ms"
+              f"{s['mcp_client_cpu_ms']:>10.2f}ms")  # fmt: skip
+    result = {"plan": plan, "quick": args.quick, "summary": summary, "rounds": rounds}
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.json_out} ({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

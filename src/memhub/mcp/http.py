@@ -1,0 +1,110 @@
+"""``/mcp``: streamable HTTP inside ``memhub serve``.
+
+The route sits behind the app's middleware like every other route, so the
+admission middleware authenticates and rate-limits each MCP request before it
+gets here. The MCP server runs stateless with JSON responses: every POST is
+self-contained, so any node behind a load balancer can answer it. Its tools
+call the same app over ``httpx.ASGITransport`` with the caller's credentials
+(:class:`~memhub.mcp.connect.ForwardingConnector`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+from anyio.abc import TaskGroup, TaskStatus
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from memhub.errors import StorageUnavailable
+from memhub.mcp.connect import ForwardingConnector, asgi_client
+from memhub.mcp.server import build_server
+
+PATH = "/mcp"
+
+
+class McpEndpoint:
+    """The ASGI endpoint of ``/mcp``. :meth:`run` (in the app's lifespan) makes it ready;
+    the MCP server itself is built on the first request (about 0.1 s of schema
+    building that an app which never serves MCP, e.g. in most tests, does not pay)."""
+
+    def __init__(self) -> None:
+        self._started: _Started | None = None
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    @asynccontextmanager
+    async def run(self, app: Any) -> AsyncIterator[None]:
+        async with asgi_client(app) as http, anyio.create_task_group() as tasks:
+            self._started = _Started(app, http, tasks, anyio.Lock())
+            try:
+                yield
+            finally:
+                self._started = self._manager = None
+                tasks.cancel_scope.cancel()
+
+    async def _ready(self, started: _Started) -> StreamableHTTPSessionManager:
+        async with started.lock:
+            if self._manager is None:
+                connector = ForwardingConnector(started.http, started.app.state.default_workspace)
+                server = build_server(connector)
+                # DNS-rebinding protection guards servers that trust the network; /mcp
+                # trusts nothing but a key in the Authorization header, which a page
+                # in a browser cannot send on another origin's behalf
+                server.streamable_http_app(
+                    stateless_http=True,
+                    json_response=True,
+                    transport_security=TransportSecuritySettings(
+                        enable_dns_rebinding_protection=False
+                    ),
+                )
+                await started.tasks.start(_serve, server.session_manager)
+                self._manager = server.session_manager
+            return self._manager
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = self._started
+        if started is None:
+            error = StorageUnavailable("the MCP endpoint is not running (the app is not started)")
+            body = json.dumps(error.to_dict()).encode()
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        manager = self._manager or await self._ready(started)
+        await manager.handle_request(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    app: Any
+    http: httpx.AsyncClient
+    tasks: TaskGroup
+    lock: anyio.Lock
+
+
+async def _serve(
+    manager: StreamableHTTPSessionManager,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    async with manager.run():
+        task_status.started()
+        await anyio.sleep_forever()
+
+
+def mount_mcp(app: Any) -> McpEndpoint:
+    """Add ``POST /mcp`` to ``app`` (hidden from the OpenAPI schema); run the returned
+    endpoint in the app's lifespan."""
+    endpoint = McpEndpoint()
+    app.router.routes.append(
+        Route(PATH, endpoint=endpoint, methods=["POST"], include_in_schema=False)
+    )
+    return endpoint

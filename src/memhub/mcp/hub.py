@@ -1,0 +1,162 @@
+"""The MCP tools' one way to memhub: an async HTTP adapter over the REST API.
+
+Every tool call is one or more ordinary API requests, so validation, auth,
+scopes, rate limits and error codes are exactly the REST ones. The adapter
+talks to a remote server, to an in-process app over ``httpx.ASGITransport``
+(the local data dir, or the server's own app behind ``/mcp``), with the
+caller's ``Authorization`` forwarded per request.
+
+Server errors come back as memhub's exceptions (the response's ``error_code``
+picks the class), exactly as :class:`memhub.client.MemhubClient` raises them.
+This module is small on purpose: it can be swapped for the shared typed client
+once that one grows an async flavour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from memhub.client.http import error_from_response
+from memhub.errors import PayloadTooLarge, StorageUnavailable
+from memhub.store.paths import normalize_path
+
+MAX_READ_BYTES = 4 * 1024 * 1024
+
+
+def _q(path: str) -> str:
+    """A path checked by the store's own rules before it goes in a URL: an HTTP client
+    would resolve ``..`` segments into another route."""
+    return quote(normalize_path(path), safe="/")
+
+
+@dataclass(frozen=True, slots=True)
+class FileContent:
+    path: str
+    rev: int
+    sha256: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class Hub:
+    """One caller's view of one workspace: ``http`` is shared, ``headers`` are theirs."""
+
+    http: httpx.AsyncClient
+    workspace: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"/v1/workspaces/{quote(self.workspace, safe='')}"
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        try:
+            response = await self.http.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self.unreachable(exc) from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def unreachable(self, exc: httpx.HTTPError) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"cannot reach the memhub server at {self.http.base_url}: {exc}",
+            hint="check MEMHUB_SERVER (or `memhub login`) and that the server is running",
+        )
+
+    async def json(self, method: str, url: str, **kwargs: Any) -> Any:
+        return (await self.request(method, url, **kwargs)).json()
+
+    # -- memory ---------------------------------------------------------------------
+
+    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.json("POST", f"{self.base}/search", json=body))
+
+    async def context(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.json("POST", f"{self.base}/context", json=body))
+
+    # -- files ------------------------------------------------------------------------
+
+    async def read(self, path: str, rev: int | None = None) -> FileContent:
+        """A file's content, up to :data:`MAX_READ_BYTES` (larger files are refused before
+        their body is read: a tool result is one JSON message)."""
+        params = {"rev": rev} if rev is not None else None
+        url = f"{self.base}/files/{_q(path)}"
+        try:
+            async with self.http.stream("GET", url, params=params, headers=self.headers) as r:
+                if r.status_code >= 400:
+                    await r.aread()
+                    raise error_from_response(r)
+                size = int(r.headers.get("content-length") or 0)
+                if size > MAX_READ_BYTES:
+                    raise PayloadTooLarge(
+                        f"{path} is {size} bytes; tools read files up to {MAX_READ_BYTES} bytes",
+                        context={"path": path, "size": size},
+                        hint="fetch it with the HTTP API or `memhub pull`",
+                    )
+                data = await r.aread()
+        except httpx.HTTPError as exc:
+            raise self.unreachable(exc) from exc
+        return FileContent(
+            path=path,
+            rev=int(r.headers["x-memhub-rev"]),
+            sha256=r.headers["etag"].strip('"'),
+            content_type=r.headers.get("content-type", "application/octet-stream"),
+            data=data,
+        )
+
+    async def write(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        headers: dict[str, str] = {"content-type": "text/plain; charset=utf-8"}
+        if if_match is not None:
+            headers["if-match"] = f'"{if_match}"'
+        if if_none_match:
+            headers["if-none-match"] = "*"
+        if message:
+            headers["x-memhub-message"] = quote(message)
+        url = f"{self.base}/files/{_q(path)}"
+        return dict(await self.json("PUT", url, content=data, headers=headers))
+
+    async def delete(self, path: str, *, if_match: str) -> dict[str, Any]:
+        url = f"{self.base}/files/{_q(path)}"
+        return dict(await self.json("DELETE", url, headers={"if-match": f'"{if_match}"'}))
+
+    async def revision(self, rev: int) -> dict[str, Any]:
+        return dict(await self.json("GET", f"{self.base}/revisions/{rev}"))
+
+    async def revision_content(self, rev: int) -> bytes:
+        return (await self.request("GET", f"{self.base}/revisions/{rev}/content")).content
+
+    async def history(self, path: str, limit: int) -> list[dict[str, Any]]:
+        url = f"{self.base}/history/{_q(path)}"
+        return list((await self.json("GET", url, params={"limit": limit}))["revisions"])
+
+    async def restore(self, path: str, rev: int) -> dict[str, Any]:
+        return dict(await self.json("POST", f"{self.base}/restore/{_q(path)}", json={"rev": rev}))
+
+    async def list_files(self, prefix: str, limit: int) -> dict[str, Any]:
+        params = {"prefix": prefix, "limit": limit}
+        return dict(await self.json("GET", f"{self.base}/files", params=params))
+
+    async def changes(self, since: int, limit: int, wait: float = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"since": since, "limit": limit}
+        if wait:
+            params["wait"] = wait
+        return dict(await self.json("GET", f"{self.base}/changes", params=params))
+
+    async def workspace_info(self) -> dict[str, Any]:
+        return dict(await self.json("GET", self.base))

@@ -1,0 +1,170 @@
+"""MCP against real processes: streamable HTTP at ``/mcp`` of one ``memhub serve``
+(for the whole module) with real keys, and ``memhub mcp`` over stdio as a
+subprocess (on a local data dir, and against the server)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import httpx
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_agent import READ_TOOLS, agent_flow, call, error
+
+pytestmark = pytest.mark.e2e
+
+MEMHUB = Path(sys.executable).parent / "memhub"
+MARKER = "Plumbifrazzle"
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    admin_key: str
+    home: Path
+
+    def key(self, workspace: str, *scopes: str) -> str:
+        response = httpx.post(
+            f"{self.url}/admin/keys",
+            json={"user_name": workspace, "scopes": list(scopes)},
+            headers={"authorization": f"Bearer {self.admin_key}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["key"])
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
+    return env | {"HOME": str(home), "XDG_DATA_HOME": str(home / "xdg"), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    home = tmp_path_factory.mktemp("mcp-server")
+    env = clean_env(home) | {"MEMHUB_RATE_LIMIT_ENABLED": "false"}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [MEMHUB, "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--data-dir", home / "data"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield Served(url, (home / "data" / "admin.key").read_text().strip(), home)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def over_http(served: Served, key: str) -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+    async with http, Client(streamable_http_client(f"{served.url}/mcp", http_client=http)) as c:
+        yield c
+
+
+def over_stdio(home: Path, *args: str, env: dict[str, str] | None = None) -> Client:
+    params = StdioServerParameters(
+        command=str(MEMHUB), args=["mcp", *args], env=clean_env(home) | (env or {})
+    )
+    return Client(params, read_timeout_seconds=60)
+
+
+def test_streamable_http_flow(served: Served) -> None:
+    key = served.key("mcp-flow", "read", "write")
+
+    async def test() -> None:
+        async with over_http(served, key) as client:
+            await agent_flow(client)
+
+    anyio.run(test)
+    # the files are in the key's workspace, seen through the REST API
+    found = httpx.get(
+        f"{served.url}/v1/workspaces/mcp-flow/files/notes/twice.md",
+        headers={"authorization": f"Bearer {served.admin_key}"},
+    )
+    assert found.status_code == 200 and found.text == "a b a\n"
+
+
+def test_read_only_key_and_other_workspace(served: Served) -> None:
+    writer = served.key("mcp-a", "read", "write")
+    reader = served.key("mcp-a", "read")
+    other = served.key("mcp-b", "read", "write")
+
+    async def test() -> None:
+        async with over_http(served, writer) as client:
+            await call(client, "write_file", path="secret.md", content=f"The word is {MARKER}.")
+        async with over_http(served, reader) as client:
+            assert {t.name for t in (await client.list_tools()).tools} == READ_TOOLS
+            assert "FORBIDDEN" in await error(client, "write_file", path="x.md", content="x")
+            assert MARKER in (await call(client, "read_file", path="secret.md"))["content"]
+        async with over_http(served, other) as client:
+            for tool, arguments in (
+                ("search_memory", {"query": "word"}),
+                ("read_file", {"path": "secret.md"}),
+                ("list_files", {}),
+                ("recent_changes", {"since_rev": 0}),
+                ("get_context", {"message": "the word", "depth": "deep"}),
+            ):
+                answer = await client.call_tool(tool, arguments)
+                assert MARKER not in answer.model_dump_json(), tool
+            with pytest.raises(Exception) as caught:
+                await client.read_resource("memhub://mcp-a/secret.md")
+            assert MARKER not in str(caught.value)
+
+    anyio.run(test)
+
+
+def test_stdio_on_a_local_data_dir(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with over_stdio(tmp_path, "--data-dir", str(tmp_path / "data")) as client:
+            await agent_flow(client)
+
+    anyio.run(test)
+    assert (tmp_path / "data" / "admin.key").exists()  # the embedded default's own key
+
+
+def test_stdio_against_the_server(served: Served, tmp_path: Path) -> None:
+    key = served.key("mcp-stdio", "read", "write")
+    env = {"MEMHUB_SERVER": served.url, "MEMHUB_KEY": key, "MEMHUB_WORKSPACE": "mcp-stdio"}
+
+    async def test() -> None:
+        async with over_stdio(tmp_path, env=env) as client:
+            written = await call(client, "write_file", path="from-stdio.md", content=MARKER)
+            assert written["created"] is True
+
+    anyio.run(test)
+    found = httpx.get(
+        f"{served.url}/v1/workspaces/mcp-stdio/files/from-stdio.md",
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert found.status_code == 200 and found.text == MARKER
