@@ -25,6 +25,8 @@ from memhub.api.middleware import (
 )
 from memhub.api.notify import ChangeNotifier
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes.items import router as items_router
+from memhub.api.routes.product import router as product_router
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -38,6 +40,7 @@ from memhub.auth.ratelimit import FailoverLimiter, MemoryRateLimiter, RateLimite
 from memhub.auth.tokens import TokenCodec
 from memhub.config import Settings
 from memhub.errors import Forbidden
+from memhub.memory.items import Items
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
 
@@ -98,12 +101,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     limiter = build_limiter(settings, metrics)
     mem = Memory(store, index_dir(settings))
+    items = Items(store, mem, index_dir(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
         yield
         await limiter.close()
+        items.close()
         mem.close()
         if owns_store:
             store.close()
@@ -123,10 +128,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.keys = keys
     app.state.tokens = tokens
     app.state.memory = mem
+    app.state.items = items
 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
+    app.include_router(items_router)
+    app.include_router(product_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
