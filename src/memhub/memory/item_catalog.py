@@ -137,11 +137,11 @@ class Catalog:
     # -- reading ----------------------------------------------------------------
 
     def ordered(self) -> list[Item]:
-        """Every item, newest first (created_at, then id)."""
+        """Every item, newest first (created_at, then rev)."""
         with self.lock:
             if self._ordered is None:
                 self._ordered = sorted(
-                    self.items.values(), key=lambda i: (i.created_at, i.id), reverse=True
+                    self.items.values(), key=lambda i: (i.created_at, i.rev), reverse=True
                 )
             return self._ordered
 
