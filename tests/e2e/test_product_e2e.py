@@ -8,6 +8,7 @@ over the wire, on the real store.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -258,3 +259,26 @@ def test_listed_items_are_the_item_files(admin: httpx.Client) -> None:
     files = admin.get("/v1/workspaces/cube-a/files", params={"prefix": "items/"}).json()
     paths = {f["path"] for f in files["files"]}
     assert {i["path"] for i in listed["items"]} == paths
+
+
+def test_items_cli_against_the_server(
+    server: ServerProcess, admin: httpx.Client, memhub_cli: Any
+) -> None:
+    env = {"MEMHUB_SERVER": server.base_url, "MEMHUB_KEY": server.key}
+    ws = ["--workspace", "cube-b", "--json"]
+    added = memhub_cli("items", "add", "Hana grows basil.", "--tag", "garden", *ws, env=env)
+    assert added.returncode == 0, added.stderr
+    [item] = json.loads(added.stdout)
+    assert item["cube_id"] == "cube-b" and item["action"] == "created"
+    found = memhub_cli("items", "search", "basil", *ws, env=env)
+    assert [f["item"]["id"] for f in json.loads(found.stdout)] == [item["id"]]
+    listed = memhub_cli("items", "ls", "--filter", '{"tags": "garden"}', *ws, env=env)
+    assert [i["id"] for i in json.loads(listed.stdout)["items"]] == [item["id"]]
+    assert json.loads(memhub_cli("items", "get", item["id"], *ws, env=env).stdout)["rev"] > 0
+    # what the CLI wrote is what MemOS's API reads
+    via_product = admin.get(f"/product/get_memory/{item['id']}").json()["data"]
+    assert via_product["memory"] == "Hana grows basil."
+    removed = memhub_cli("items", "rm", item["id"], *ws, env=env)
+    assert removed.returncode == 0, removed.stderr
+    missing = memhub_cli("items", "get", item["id"], "--workspace", "cube-b", env=env)
+    assert missing.returncode == 2 and "no memory item" in missing.stderr
