@@ -206,6 +206,13 @@ class Catalogs:
         self._lock = threading.Lock()
 
     def current(self, workspace: str) -> Catalog:
+        """The workspace's catalog, caught up with the change log."""
+        catalog = self.get(workspace)
+        catalog.catch_up()
+        return catalog
+
+    def get(self, workspace: str) -> Catalog:
+        """The workspace's catalog as it is (to record this process's own writes)."""
         catalog = self._catalogs.get(workspace)
         if catalog is None:
             with self._lock:
@@ -215,7 +222,6 @@ class Catalogs:
                     name = workspace.replace(":", "%3A")
                     catalog = Catalog(self.store, workspace, self.root / f"{name}.json")
                     self._catalogs[workspace] = catalog
-        catalog.catch_up()
         return catalog
 
     def close(self) -> None:

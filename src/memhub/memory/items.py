@@ -86,29 +86,59 @@ class Items:
     # -- writing ----------------------------------------------------------------
 
     def add(self, workspace: str, drafts: list[Draft], *, author: str | None = None) -> list[Added]:
+        """Add items in one metadata transaction. Facts the cube already holds (or that
+        repeat within the batch) update one item; an entry whose write loses a race
+        is retried on its own."""
         if len(drafts) > MAX_BATCH:
             raise BadRequest(f"at most {MAX_BATCH} items in one request")
         checked = [_checked(d) for d in drafts]
-        return [self._add_one(workspace, d, author) for d in checked]
+        catalog = self.catalogs.current(workspace)
+        now = now_iso()
+        plans: dict[tuple[str, str], _Plan] = {}
+        for i, draft in enumerate(checked):
+            fresh = _fresh(draft, now)
+            plan = plans.get((fresh.cube_id, fresh.norm))
+            if plan is not None:
+                plan.item = _merge(plan.item, fresh, now)
+                plan.indices.append(i)
+                continue
+            same = catalog.find_fact(fresh.cube_id, fresh.norm)
+            item = fresh if same is None else _merge(same, fresh, now)
+            plans[(fresh.cube_id, fresh.norm)] = _Plan(item, same, [i])
+        results: list[Added | None] = [None] * len(checked)
+        batch = list(plans.values())
+        if len({p.item.path for p in batch}) != len(batch):
+            alone, batch = batch, []  # an edited item sits at a new fact's id: one by one
+        else:
+            alone = []
+        if batch:
+            written = self.store.put_many(
+                workspace,
+                [(p.item.path, render(p.item), p.condition()) for p in batch],
+                content_type=CONTENT_TYPE,
+                author=author,
+                message="add items",
+            )
+            recorder = self.catalogs.get(workspace)
+            for plan, result in zip(batch, written, strict=True):
+                if isinstance(result, Exception):
+                    alone.append(plan)
+                    continue
+                item = plan.item.with_rev(result.revision.rev, result.revision.sha256)
+                recorder.wrote(item, item.id, item.rev)
+                first = "created" if plan.base is None else "updated"
+                for n, i in enumerate(plan.indices):
+                    results[i] = Added(item, first if n == 0 else "updated")
+        for plan in alone:
+            for n, i in enumerate(plan.indices):
+                one = self._add_one(workspace, checked[i], author)
+                results[i] = one if n == 0 else Added(one.item, "updated")
+        return [r for r in results if r is not None]
 
     def _add_one(self, workspace: str, draft: Draft, author: str | None) -> Added:
         catalog = self.catalogs.current(workspace)
         now = now_iso()
-        fresh = Item(
-            id=fact_id(draft.cube_id, draft.memory),
-            cube_id=draft.cube_id,
-            memory=draft.memory,
-            memory_type=draft.memory_type,
-            key=draft.key or key_of(draft.memory),
-            tags=draft.tags,
-            info=dict(draft.info or {}),
-            source=draft.source,
-            sources=draft.sources,
-            session_id=draft.session_id,
-            user_id=draft.user_id,
-            created_at=now,
-            updated_at=now,
-        )
+        fresh = _fresh(draft, now)
         for _attempt in range(3):
             same = catalog.find_fact(draft.cube_id, fresh.norm)
             if same is not None:
@@ -173,7 +203,7 @@ class Items:
             author=author,
             message=f"delete item {current.id}",
         )
-        self.catalogs.current(workspace).wrote(None, current.id, revision.rev)
+        self.catalogs.get(workspace).wrote(None, current.id, revision.rev)
         return revision
 
     def _write(self, workspace: str, item: Item, base: Item | None, author: str | None) -> Item:
@@ -190,7 +220,7 @@ class Items:
             message=("add" if base is None else "update") + f" item {item.id}",
         )
         written = item.with_rev(result.revision.rev, result.revision.sha256)
-        self.catalogs.current(workspace).wrote(written, written.id, written.rev)
+        self.catalogs.get(workspace).wrote(written, written.id, written.rev)
         return written
 
     # -- reading ----------------------------------------------------------------
@@ -303,6 +333,38 @@ class Items:
 
     def close(self) -> None:
         self.catalogs.close()
+
+
+class _Plan:
+    """One write of a batch: the item, the stored version it replaces, the drafts it serves."""
+
+    def __init__(self, item: Item, base: Item | None, indices: list[int]) -> None:
+        self.item = item
+        self.base = base
+        self.indices = indices
+
+    def condition(self) -> Precondition:
+        if self.base is None:
+            return Precondition(exists=False)
+        return Precondition(sha256=self.base.sha256)
+
+
+def _fresh(draft: Draft, now: str) -> Item:
+    return Item(
+        id=fact_id(draft.cube_id, draft.memory),
+        cube_id=draft.cube_id,
+        memory=draft.memory,
+        memory_type=draft.memory_type,
+        key=draft.key or key_of(draft.memory),
+        tags=draft.tags,
+        info=dict(draft.info or {}),
+        source=draft.source,
+        sources=draft.sources,
+        session_id=draft.session_id,
+        user_id=draft.user_id,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _checked(draft: Draft) -> Draft:

@@ -16,6 +16,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import IO, Any
 
@@ -28,6 +29,7 @@ from memhub.errors import (
     FileNotFound,
     InvalidChecksum,
     PayloadTooLarge,
+    PreconditionFailed,
     RevisionNotFound,
     WorkspaceExists,
     WorkspaceNotFound,
@@ -236,6 +238,50 @@ class Store:
             fence=fence,
             new_chunks=True,
         )
+
+    def put_many(
+        self,
+        workspace: str,
+        writes: list[tuple[str, bytes, Precondition]],
+        *,
+        content_type: str | None = None,
+        author: str | None = None,
+        message: str | None = None,
+    ) -> list[WriteResult | PreconditionFailed]:
+        """Small writes in one metadata transaction (their blobs written in parallel, each
+        durable first): each write gets its own rev, or its PreconditionFailed (nothing
+        written for it). Paths must be distinct. Used for batches of memory items."""
+        ws_id = self.workspace_id(workspace)
+        paths = [normalize_path(path) for path, _, _ in writes]
+        if len(set(paths)) != len(paths):
+            raise BadRequest("put_many: the paths of one batch must be distinct")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            contents_ = list(pool.map(lambda w: self._write_chunks(w[1], None), writes))
+        out: list[WriteResult | PreconditionFailed] = []
+        now = self.clock()
+        with self.meta.write() as conn:
+            for path, content, (_, _, precondition) in zip(paths, contents_, writes, strict=True):
+                current = self._current(conn, workspace, ws_id, path)
+                try:
+                    precondition.check(path, current)
+                except PreconditionFailed as exc:
+                    out.append(exc)
+                    continue
+                rev = conn.execute(_BUMP_REV, {"ws": ws_id}).scalar_one()
+                self._record_content(conn, ws_id, content, now, True)
+                revision = Revision(
+                    workspace, rev, path, content.sha256, content.md5, content.size,
+                    content_type or DEFAULT_CONTENT_TYPE, now, author, None, message, False,
+                )  # fmt: skip
+                values = {**revision.to_dict(), "workspace_id": ws_id}
+                del values["workspace"]
+                conn.execute(_INSERT_REVISION, values)
+                conn.execute(self.meta.upsert(files, ("workspace_id", "path")), values)
+                out.append(WriteResult(revision, created=current is None or current.deleted))
+        for result in out:
+            if isinstance(result, WriteResult):
+                self._notify(workspace, result.revision.rev)
+        return out
 
     def _write_chunks(self, data: bytes | IO[bytes], max_bytes: int | None) -> _Content:
         whole_sha = hashlib.sha256()
