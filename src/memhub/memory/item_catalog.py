@@ -47,8 +47,9 @@ class Catalog:
 
     # -- following the log ----------------------------------------------------
 
-    def catch_up(self) -> None:
-        if self.store.head_rev(self.workspace) == self.applied_rev:
+    def catch_up(self, head: int | None = None) -> None:
+        """Apply the changes up to the head (``head``: the caller just read it)."""
+        if (self.store.head_rev(self.workspace) if head is None else head) == self.applied_rev:
             return
         with self.lock:
             head = self.store.head_rev(self.workspace)  # again: a writer may have moved us

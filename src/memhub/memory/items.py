@@ -270,20 +270,27 @@ class Items:
         and items below ``relativity`` are dropped."""
         if not 1 <= k <= MAX_K:
             raise BadRequest(f"top_k must be between 1 and {MAX_K}")
-        prefix = f"{ITEMS_ROOT}{cube}/" if cube else ITEMS_ROOT
+        if len(query) > 10_000:
+            raise BadRequest("the query is limited to 10,000 characters")
+        prefix = f"{ITEMS_ROOT}{validate_name(cube, 'cube')}/" if cube else ITEMS_ROOT
         filters = SearchFilters(path_prefix=prefix, file_kinds=("item",))
         wanted = k if where is None else MAX_K
-        hits = self.memory.search(workspace, query, k=wanted, filters=filters)["results"]
-        catalog = self.catalogs.current(workspace)
-        best = max((float(h["score"]) for h in hits), default=0.0)
+        # one read of the head for both derived layers; no snippets (items are short)
+        head = self.store.head_rev(workspace)
+        catalog = self.catalogs.get(workspace)
+        index = self.memory.index.workspace(workspace)
+        index.catch_up(head)
+        catalog.catch_up(head)
+        hits, _terms, _total = index.search(query, k=wanted, filters=filters)
+        best = max((h.score for h in hits), default=0.0)
         found: list[Found] = []
         for hit in hits:
-            item = catalog.items.get(hit["path"][len(prefix) :].rsplit("/", 1)[-1][:-3])
-            if item is None or item.path != hit["path"]:
+            item = catalog.items.get(hit.path.rsplit("/", 1)[-1][:-3])
+            if item is None or item.path != hit.path:
                 continue
             if where is not None and not where(item.fields()):
                 continue
-            score = float(hit["score"])
+            score = hit.score
             rel = round(score / best, 4) if best > 0 else 0.0
             if relativity and rel < relativity:
                 continue

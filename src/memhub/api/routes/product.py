@@ -131,12 +131,23 @@ def user_messages(body: APIADDRequest) -> list[dict[str, Any]]:
     return out
 
 
-def facts(items: Items, body: APIADDRequest, messages: list[dict[str, Any]]) -> list[str]:
-    """Fast: each user message is one fact. Fine with an extractor (sync only): its facts."""
+Source = dict[str, Any]
+
+
+def facts(
+    items: Items, body: APIADDRequest, messages: list[dict[str, Any]]
+) -> list[tuple[str, tuple[Source, ...]]]:
+    """The facts to store and the messages each comes from. Fast: each user message is
+    one fact. Fine with an extractor (sync only): its facts, from the whole exchange."""
+    chat = [{"type": "chat", **m} for m in messages]
     if body.mode == "fine" and body.async_mode == "sync" and items.extractor is not None:
         plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-        return [f for f in items.extractor(plain) if f.strip()]
-    return [m["content"] for m in messages if m["role"] == "user" and m["content"].strip()]
+        return [(f, tuple(chat[-20:])) for f in items.extractor(plain) if f.strip()]
+    return [
+        (m["content"], (source,))
+        for m, source in zip(messages, chat, strict=True)
+        if m["role"] == "user" and m["content"].strip()
+    ]
 
 
 @router.post("/add")
@@ -152,8 +163,7 @@ async def add(
     info = dict(body.info or {})
     if body.source:
         info["source"] = body.source
-    texts = await run_in_threadpool(facts, items, body, messages)
-    sources = tuple({"type": "chat", **m} for m in messages)
+    found = await run_in_threadpool(facts, items, body, messages)
     data = []
     for cube in targets:
         drafts = [
@@ -163,11 +173,11 @@ async def add(
                 tags=tuple(body.custom_tags or ()),
                 info=info,
                 source="conversation",
-                sources=sources[-20:],
+                sources=sources,
                 session_id=body.session_id,
                 user_id=body.user_id,
             )
-            for text in texts
+            for text, sources in found
         ]
         added = await run_in_threadpool(items.add, cube, drafts, author=principal.name)
         data += [
