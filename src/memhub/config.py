@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # browsers
     cors_origins: str | None = None
 
+    # optional semantic search of memory items (any OpenAI-compatible /v1/embeddings)
+    embeddings_url: str | None = None
+    embeddings_model: str = "nomic-embed-text"
+    embeddings_api_key: str | None = None
+    embeddings_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -40,6 +40,7 @@ from memhub.auth.ratelimit import FailoverLimiter, MemoryRateLimiter, RateLimite
 from memhub.auth.tokens import TokenCodec
 from memhub.config import Settings
 from memhub.errors import Forbidden
+from memhub.memory.embeddings import from_settings as embeddings_from
 from memhub.memory.items import Items
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     limiter = build_limiter(settings, metrics)
     mem = Memory(store, index_dir(settings))
-    items = Items(store, mem, index_dir(settings))
+    items = Items(store, mem, index_dir(settings), embeddings=embeddings_from(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

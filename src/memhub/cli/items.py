@@ -81,13 +81,19 @@ class Local:
     """The items service in this process (the route models validate the same input)."""
 
     def __init__(self, data_dir: Path | None, workspace: str) -> None:
+        from memhub.memory.embeddings import from_settings as embeddings_from
         from memhub.memory.items import Items
         from memhub.memory.service import Memory
 
         settings = load_settings(data_dir)
         self.store = open_local_store(data_dir)
         self.memory = Memory(self.store, settings.data_dir / "index" / "cli")
-        self.items = Items(self.store, self.memory, settings.data_dir / "index" / "cli")
+        self.items = Items(
+            self.store,
+            self.memory,
+            settings.data_dir / "index" / "cli",
+            embeddings=embeddings_from(settings),
+        )
         self.workspace = workspace
 
     def close(self) -> None:
@@ -120,12 +126,14 @@ class Local:
         from memhub.memory.item_filter import compile_filter
 
         query = ItemSearch.model_validate(body)
-        found = self.items.search(
+        hits = self.items.search(
             self.workspace, query.query, k=query.k, where=compile_filter(query.filter)
         )
+        if hits.warning:
+            console.print(f"[yellow]warning:[/yellow] {hits.warning}")
         return [
             {"item": f.item.to_dict(), "score": round(f.score, 4), "relativity": f.relativity}
-            for f in found
+            for f in hits.found
         ]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from memhub.errors import BadRequest, FileNotFound, NotFound, PreconditionFailed
-from memhub.memory.index import SearchFilters
+from memhub.memory.embeddings import EmbeddingProvider
 from memhub.memory.item_catalog import Catalogs
 from memhub.memory.item_file import (
     ITEMS_ROOT,
@@ -33,7 +33,8 @@ from memhub.memory.item_file import (
     render,
 )
 from memhub.memory.item_filter import Predicate
-from memhub.memory.service import MAX_K, Memory
+from memhub.memory.item_search import Hits, ItemSearch
+from memhub.memory.service import Memory
 from memhub.store import Precondition, Revision, Store
 from memhub.store.paths import validate_name
 
@@ -67,20 +68,19 @@ class Added:
     action: str  # created | updated
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    item: Item
-    score: float
-    relativity: float
-
-
 class Items:
     def __init__(
-        self, store: Store, memory: Memory, index_dir: Path, extractor: Extractor | None = None
+        self,
+        store: Store,
+        memory: Memory,
+        index_dir: Path,
+        extractor: Extractor | None = None,
+        embeddings: EmbeddingProvider | None = None,
     ) -> None:
         self.store = store
         self.memory = memory
         self.catalogs = Catalogs(store, index_dir / "items")
+        self.searcher = ItemSearch(store, memory, self.catalogs, index_dir / "items", embeddings)
         self.extractor = extractor
 
     # -- writing ----------------------------------------------------------------
@@ -265,39 +265,12 @@ class Items:
         cube: str | None = None,
         where: Predicate | None = None,
         relativity: float = 0.0,
-    ) -> list[Found]:
-        """BM25 over the workspace's items only; ``relativity`` = score / the best score,
-        and items below ``relativity`` are dropped."""
-        if not 1 <= k <= MAX_K:
-            raise BadRequest(f"top_k must be between 1 and {MAX_K}")
-        if len(query) > 10_000:
-            raise BadRequest("the query is limited to 10,000 characters")
-        prefix = f"{ITEMS_ROOT}{validate_name(cube, 'cube')}/" if cube else ITEMS_ROOT
-        filters = SearchFilters(path_prefix=prefix, file_kinds=("item",))
-        wanted = k if where is None else MAX_K
-        # one read of the head for both derived layers; no snippets (items are short)
-        head = self.store.head_rev(workspace)
-        catalog = self.catalogs.get(workspace)
-        index = self.memory.index.workspace(workspace)
-        index.catch_up(head)
-        catalog.catch_up(head)
-        hits, _terms, _total = index.search(query, k=wanted, filters=filters)
-        best = max((h.score for h in hits), default=0.0)
-        found: list[Found] = []
-        for hit in hits:
-            item = catalog.items.get(hit.path.rsplit("/", 1)[-1][:-3])
-            if item is None or item.path != hit.path:
-                continue
-            if where is not None and not where(item.fields()):
-                continue
-            score = hit.score
-            rel = round(score / best, 4) if best > 0 else 0.0
-            if relativity and rel < relativity:
-                continue
-            found.append(Found(item, score, rel))
-            if len(found) == k:
-                break
-        return found
+    ) -> Hits:
+        """Items only: BM25, fused with vector ranks when embeddings are configured
+        (:mod:`memhub.memory.item_search`)."""
+        return self.searcher.search(
+            workspace, query, k=k, cube=cube, where=where, relativity=relativity
+        )
 
     def history(self, workspace: str, item_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """Every version of an item, newest first (deleted versions as tombstones)."""
@@ -340,6 +313,7 @@ class Items:
 
     def close(self) -> None:
         self.catalogs.close()
+        self.searcher.close()
 
 
 class _Plan:

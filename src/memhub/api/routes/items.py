@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -129,6 +129,7 @@ class SearchHit(BaseModel):
 
 class SearchResults(BaseModel):
     query: str
+    mode: str = Field(description="bm25, or hybrid (BM25 and vectors fused)")
     results: list[SearchHit]
 
 
@@ -235,13 +236,19 @@ async def query_items(
 
 @router.post("/search", responses=errors())
 async def search_items(
-    workspace: WorkspaceName, body: ItemSearch, items: ItemsDep, principal: PrincipalDep
+    workspace: WorkspaceName,
+    body: ItemSearch,
+    response: Response,
+    items: ItemsDep,
+    principal: PrincipalDep,
 ) -> SearchResults:
-    """BM25 search over items only, with the filter grammar and a relativity floor
-    (relativity = score / the best score)."""
+    """Search items only: BM25, fused with vector ranks when an embedding provider is
+    configured (``mode``: bm25 | hybrid); the filter grammar and a relativity floor
+    (relativity = score / the best score). A provider outage gives BM25 results and an
+    ``X-Memhub-Warning`` header."""
     ws = access(principal, workspace, "read")
     where = compile_filter(body.filter)
-    found = await run_in_threadpool(
+    hits = await run_in_threadpool(
         items.search,
         ws,
         body.query,
@@ -250,12 +257,15 @@ async def search_items(
         where=where,
         relativity=body.relativity,
     )
+    if hits.warning:
+        response.headers["X-Memhub-Warning"] = hits.warning
     return SearchResults.model_validate(
         {
             "query": body.query,
+            "mode": hits.mode,
             "results": [
                 {"item": out(f.item), "score": round(f.score, 4), "relativity": f.relativity}
-                for f in found
+                for f in hits.found
             ],
         }
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.product_models import (
@@ -41,6 +41,8 @@ from memhub.memory.item_file import Item
 from memhub.memory.item_filter import compile_filter
 from memhub.memory.items import Draft, Items
 from memhub.store import Store
+
+WARNING_HEADER = "X-Memhub-Warning"  # e.g. the embedding provider is down: BM25 only
 
 router = APIRouter(prefix="/product", tags=["memos"], route_class=MemOSRoute, responses=ERRORS)
 
@@ -200,7 +202,11 @@ def _empty_groups(names: list[str]) -> list[dict[str, Any]]:
 
 @router.post("/search")
 async def search(
-    body: APISearchRequest, request: Request, items: ItemsDep, principal: PrincipalDep
+    body: APISearchRequest,
+    request: Request,
+    response: Response,
+    items: ItemsDep,
+    principal: PrincipalDep,
 ) -> SearchResponse:
     """BM25 over the readable cubes' items; ``relativity`` = score / the best score of the
     cube, and items below it are dropped (0 turns it off). Preference, tool and skill
@@ -210,10 +216,12 @@ async def search(
     where = compile_filter(body.filter)
     groups = []
     for cube in targets:
-        found = await run_in_threadpool(
+        hits = await run_in_threadpool(
             items.search, cube, body.query, k=body.top_k, where=where, relativity=body.relativity
         )
-        memories = [memory_item(f.item, f.relativity) for f in found]
+        if hits.warning:
+            response.headers[WARNING_HEADER] = hits.warning
+        memories = [memory_item(f.item, f.relativity) for f in hits.found]
         groups.append({"cube_id": cube, "memories": memories, "total_nodes": len(memories)})
     data = {
         "text_mem": groups,
@@ -243,8 +251,8 @@ async def get_all(
             {"code": 200, "message": "Memories retrieved successfully", "data": []}
         )
     if body.search_query:
-        found = await run_in_threadpool(items.search, cube, body.search_query, k=200)
-        chosen = [f.item for f in found]
+        hits = await run_in_threadpool(items.search, cube, body.search_query, k=200)
+        chosen = [f.item for f in hits.found]
     else:
         chosen, _total = await run_in_threadpool(items.list_items, cube, limit=None)
     stats: dict[str, int] = {}
