@@ -244,3 +244,31 @@ def test_a_hand_edited_item_file_is_followed(client: TestClient) -> None:
     assert listed(client)["total"] == 0
     client.put(f"{WS}/files/items/README.md", content=b"# not an item")
     assert listed(client)["total"] == 0
+
+
+def test_odd_values_never_reach_a_500(client: TestClient) -> None:
+    raw = b'{"items": [{"memory": "NaN fact", "info": {"x": NaN}}]}'
+    nan = client.post(ITEMS, content=raw, headers={"content-type": "application/json"})
+    assert nan.status_code in (400, 422), nan.text
+    [item] = add(client, {"memory": "Ivy likes plums."})
+    patched = client.patch(
+        f"{ITEMS}/{item['id']}",
+        content=b'{"info": {"score": Infinity}}',
+        headers={"content-type": "application/json"},
+    )
+    assert patched.status_code in (400, 422), patched.text
+    bad_time = client.post(
+        f"{ITEMS}/query",
+        content=b'{"filter": {"created_at": {"gt": NaN}}}',
+        headers={"content-type": "application/json"},
+    )
+    assert bad_time.status_code in (400, 422), bad_time.text
+    # a hand-edited file whose YAML holds a date and a non-string key stays readable
+    text = client.get(f"{WS}/files/{item['path']}").text
+    text = text.replace("info: {}\n", "info:\n  when: 2026-01-02\n  7: seven\n")
+    assert client.put(f"{WS}/files/{item['path']}", content=text.encode()).status_code == 200
+    got = client.get(f"{ITEMS}/{item['id']}")
+    assert got.status_code == 200, got.text
+    assert got.json()["info"] == {"when": "2026-01-02", "7": "seven"}
+    found = client.post("/product/get_memory", json={"mem_cube_id": "default"})
+    assert found.status_code == 200

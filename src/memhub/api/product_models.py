@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
@@ -190,7 +190,7 @@ class ExistResponse(Envelope):
 
 # -- requests --------------------------------------------------------------------------
 
-Messages = str | list[dict[str, Any]]
+Messages = str | Annotated[list[dict[str, Any]], Field(max_length=MAX_IDS)]
 
 ADD_EXAMPLE: dict[str, Any] = {
     "user_id": "alice",

@@ -20,11 +20,12 @@ with PyYAML's safe dumper and loader (libyaml's when present) under a size budge
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import yaml
@@ -191,15 +192,31 @@ def parse(path: str, data: bytes) -> Item | None:
         memory_type=_text(meta.get("memory_type")) or "LongTermMemory",
         key=_text(meta.get("key")) or key_of(memory),
         tags=tuple(_text(t) or "" for t in _list(meta.get("tags"))),
-        info=meta["info"] if isinstance(meta.get("info"), dict) else {},
+        info=plain(meta["info"]) if isinstance(meta.get("info"), dict) else {},
         source=_text(meta.get("source")),
-        sources=tuple(s for s in _list(meta.get("sources")) if isinstance(s, dict)),
+        sources=tuple(plain(s) for s in _list(meta.get("sources")) if isinstance(s, dict)),
         session_id=_text(meta.get("session_id")),
         user_id=_text(meta.get("user_id")),
         status=_text(meta.get("status")) or "activated",
         created_at=_time(meta.get("created_at")),
         updated_at=_time(meta.get("updated_at") or meta.get("created_at")),
     )
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON can carry it: what a hand-edited file's YAML adds (dates,
+    non-string keys, NaN) becomes strings."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
 
 
 def _text(value: Any) -> str | None:

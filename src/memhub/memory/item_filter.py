@@ -19,6 +19,7 @@ element of a list). Anything else is a 400 naming what was wrong.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -194,6 +195,8 @@ def to_instant(value: Any, name: str) -> float:
     if isinstance(value, bool):
         raise BadRequest(f"{name} must be an ISO date or a Unix time", context={name: value})
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise BadRequest(f"{name} must be a finite number")
         return float(value)
     if isinstance(value, str):
         try:

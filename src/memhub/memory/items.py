@@ -30,6 +30,7 @@ from memhub.memory.item_file import (
     key_of,
     now_iso,
     parse,
+    plain,
     render,
 )
 from memhub.memory.item_filter import Predicate
@@ -183,7 +184,11 @@ class Items:
         new = replace(current, **values, updated_at=now_iso())
         draft = _checked(
             Draft(
-                memory=new.memory, cube_id=new.cube_id, memory_type=new.memory_type, tags=new.tags
+                memory=new.memory,
+                cube_id=new.cube_id,
+                memory_type=new.memory_type,
+                tags=new.tags,
+                info=new.info,
             )
         )
         new = replace(new, memory=draft.memory, tags=draft.tags)
@@ -360,6 +365,8 @@ def _checked(draft: Draft) -> Draft:
         raise BadRequest("at most 100 tags of at most 200 characters")
     if not draft.memory_type or len(draft.memory_type) > 64:
         raise BadRequest("memory_type must be 1 to 64 characters")
+    if draft.info and plain(draft.info) != draft.info:
+        raise BadRequest("info must be plain JSON (finite numbers)")
     return replace(draft, memory=memory, cube_id=cube, tags=tags)
 
 
