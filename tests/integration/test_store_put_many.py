@@ -42,3 +42,28 @@ def test_put_many_gives_each_write_its_own_rev(make_memory_store: StoreFactory) 
     sha = store.stat(ws, "a.md").sha256
     [again] = store.put_many(ws, [("a.md", b"alpha 2", Precondition(sha256=sha))])
     assert isinstance(again, WriteResult) and not again.created
+
+
+def test_put_many_shares_contents_within_and_across_batches(
+    make_memory_store: StoreFactory,
+) -> None:
+    store: Store = make_memory_store()
+    ws = str(store.create_workspace(unique_name())["name"])
+    store.put(ws, "old.md", b"same bytes")
+    results = store.put_many(
+        ws,
+        [
+            ("one.md", b"same bytes", Precondition()),
+            ("two.md", b"same bytes", Precondition()),
+            ("three.md", b"other bytes", Precondition()),
+        ],
+    )
+    assert all(isinstance(r, WriteResult) for r in results)
+    for path, data in (
+        ("one.md", b"same bytes"),
+        ("two.md", b"same bytes"),
+        ("three.md", b"other bytes"),
+    ):
+        assert store.read_bytes(ws, path)[1] == data
+    assert len(store.list_files(ws)) == 4
+    assert store.put_many(ws, []) == []
