@@ -105,7 +105,8 @@ class ItemSearch:
             try:
                 allowed = None
                 if where is not None or cube is not None:
-                    allowed = {i for i, item in catalog.items.items() if admitted(item)}
+                    with catalog.lock:
+                        allowed = {i for i, item in catalog.items.items() if admitted(item)}
                 nearest = self._nearest(workspace, catalog, query, wanted, allowed)
             except EmbeddingsUnavailable as exc:
                 log.warning("embeddings unavailable, BM25 only: %s", exc)
@@ -116,9 +117,10 @@ class ItemSearch:
         best = max((score for _, score in ranked), default=0.0)
         for item_id, score in ranked:
             rel = round(score / best, 4) if best > 0 else 0.0
-            if relativity and rel < relativity:
+            found = catalog.items.get(item_id)  # None: deleted by another request meanwhile
+            if found is None or (relativity and rel < relativity):
                 continue
-            result.found.append(Found(catalog.items[item_id], score, rel))
+            result.found.append(Found(found, score, rel))
             if len(result.found) == k:
                 break
         return result

@@ -308,13 +308,16 @@ class Items:
 
     def _paths_of(self, workspace: str, item_id: str) -> list[str]:
         """Paths a deleted item may have had (tombstones stay in the file list)."""
-        return [
-            r.path
-            for r in self.store.list_files(
-                workspace, prefix=ITEMS_ROOT, include_deleted=True, limit=1000
+        found: list[str] = []
+        after: str | None = None
+        while True:
+            page = self.store.list_files(
+                workspace, prefix=ITEMS_ROOT, include_deleted=True, after=after, limit=1000
             )
-            if r.path.endswith(f"/{item_id}.md")
-        ]
+            found += [r.path for r in page if r.path.endswith(f"/{item_id}.md")]
+            if len(page) < 1000:
+                return found
+            after = page[-1].path
 
     def close(self) -> None:
         self.catalogs.close()
