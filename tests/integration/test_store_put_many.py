@@ -4,14 +4,19 @@ failed precondition writes nothing for its entry."""
 
 from __future__ import annotations
 
-from conftest import StoreFactory, unique_name
+from collections.abc import Callable
+
 from memhub.errors import PreconditionFailed
 from memhub.store import Precondition, Store, WriteResult
 
+StoreFactory = Callable[..., Store]
 
-def test_put_many_gives_each_write_its_own_rev(make_memory_store: StoreFactory) -> None:
+
+def test_put_many_gives_each_write_its_own_rev(
+    make_memory_store: StoreFactory, new_name: Callable[..., str]
+) -> None:
     store: Store = make_memory_store()
-    ws = str(store.create_workspace(unique_name())["name"])
+    ws = str(store.create_workspace(new_name())["name"])
     store.put(ws, "taken.md", b"old")
     head = store.head_rev(ws)
     results = store.put_many(
@@ -45,10 +50,10 @@ def test_put_many_gives_each_write_its_own_rev(make_memory_store: StoreFactory) 
 
 
 def test_put_many_shares_contents_within_and_across_batches(
-    make_memory_store: StoreFactory,
+    make_memory_store: StoreFactory, new_name: Callable[..., str]
 ) -> None:
     store: Store = make_memory_store()
-    ws = str(store.create_workspace(unique_name())["name"])
+    ws = str(store.create_workspace(new_name())["name"])
     store.put(ws, "old.md", b"same bytes")
     results = store.put_many(
         ws,
