@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     cors_origins: str | None = None
     ui_session_seconds: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
 
+    # optional semantic search of memory items (any OpenAI-compatible /v1/embeddings)
+    embeddings_url: str | None = None
+    embeddings_model: str = "nomic-embed-text"
+    embeddings_api_key: str | None = None
+    embeddings_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,18 @@ def test_list_never_shows_key_material(app: FastAPI, client: TestClient) -> None
             assert sha256(key) not in text, f"{url} shows a key's hash"
     alice = client.get("/admin/keys", params={"user_name": "alice"}).json()
     assert alice["message"] == "Found 3 key(s)"
-    assert {k["workspace"] for k in alice["keys"]} == {"alice"}
     assert {k["user_name"] for k in alice["keys"]} == {"alice"}
-    assert sorted(k["prefix"] for k in alice["keys"]) == sorted(k[:11] for k in keys[:3])
+    assert sorted(k["key_prefix"] for k in alice["keys"]) == sorted(k[:11] for k in keys[:3])
     everyone = client.get("/admin/keys").json()["keys"]
-    assert {k["workspace"] for k in everyone} >= {"alice", "bob", "default"}
+    assert {k["user_name"] for k in everyone} >= {"alice", "bob", "default"}
+    # the overlay's list shape (seed 000), with ISO 8601 times
+    assert set(everyone[0]) == {
+        "id", "key_prefix", "user_name", "scopes", "description",
+        "created_at", "last_used_at", "expires_at", "is_active",
+    }  # fmt: skip
+    for k in everyone:
+        assert datetime.fromisoformat(k["created_at"]).tzinfo is not None
+        assert k["is_active"] is True
 
 
 def test_the_database_holds_only_hashes(app: FastAPI, client: TestClient) -> None:
@@ -127,7 +135,9 @@ def test_revoke_key(client: TestClient) -> None:
     refused = assert_error(client.get("/v1/workspaces/alice", headers=h), 401, "UNAUTHORIZED")
     assert "revoked" in refused["detail"]
     listed = client.get("/admin/keys", params={"user_name": "alice"}).json()["keys"]
-    assert [k["revoked"] for k in listed] == [True]
+    assert [k["is_active"] for k in listed] == [False]
+    # revoking it again is a 404, as in the overlay
+    assert_error(client.delete(f"/admin/keys/{body['id']}"), 404, "NOT_FOUND")
 
 
 def test_revoke_unknown_key_is_404(client: TestClient) -> None:
@@ -153,7 +163,7 @@ def test_revoke_unknown_key_is_404(client: TestClient) -> None:
 def test_bad_create_requests_are_4xx(client: TestClient, body: dict[str, Any], status: int) -> None:
     assert_error(client.post("/admin/keys", json=body), status)
     listed = client.get("/admin/keys").json()["keys"]
-    assert [k["workspace"] for k in listed] == ["default"], "a refused request made a key"
+    assert [k["user_name"] for k in listed] == ["default"], "a refused request made a key"
 
 
 def admin_calls(app: FastAPI) -> list[tuple[str, str]]:
@@ -179,7 +189,7 @@ def test_non_admin_keys_get_403_on_every_admin_route(
             json = {"user_name": "x", "scopes": ["admin"]} if method == "POST" else None
             response = client.request(method, url, json=json, headers=bearer(credential))
             assert_error(response, 403, "FORBIDDEN")
-    assert [k["workspace"] for k in client.get("/admin/keys").json()["keys"]] == [
+    assert [k["user_name"] for k in client.get("/admin/keys").json()["keys"]] == [
         "default",
         "default",
     ], "a non-admin made a key"

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from httpx2 import Response
 from sqlalchemy import update
 
 from memhub.auth.keys import generate_key
+from memhub.memory.items import Draft, Items
 from memhub.store.schema import api_keys
 
 A, B, DEFAULT = "alpha", "beta", "default"
@@ -85,6 +86,8 @@ class World:
     restore_revs: dict[str, int]
     victim_key_ids: dict[str, str]
     commit_chunks: dict[str, tuple[str, int]]
+    item_id: str = ""  # a memory item of A holding A's marker
+    victim_items: dict[str, str] = field(default_factory=dict)  # "<route>-<who>" -> item id
 
 
 @dataclass(frozen=True)
@@ -318,6 +321,77 @@ CASES: dict[tuple[str, str], Case] = {
         _c("POST", "/admin/generate-master-key"), "master"
     ),
     ("GET", "/admin/health"): Case(_c("GET", "/admin/health"), "admin"),
+    # memory items (/v1) and MemOS's /product/* (cube = workspace A)
+    ("POST", "/v1/workspaces/{workspace}/items"): Case(
+        lambda _w, p: Call("POST", f"{V1}/items", json={"items": [{"memory": f"note of {p}"}]}),
+        "ws:write",
+    ),
+    ("GET", "/v1/workspaces/{workspace}/items"): Case(_c("GET", f"{V1}/items"), "ws:read"),
+    ("POST", "/v1/workspaces/{workspace}/items/query"): Case(
+        _c("POST", f"{V1}/items/query", json={"filter": {"memory": {"contains": "vault"}}}),
+        "ws:read",
+    ),
+    ("POST", "/v1/workspaces/{workspace}/items/search"): Case(
+        _c("POST", f"{V1}/items/search", json={"query": "vault word"}), "ws:read"
+    ),
+    ("GET", "/v1/workspaces/{workspace}/items/{item_id}"): Case(
+        lambda w, _p: Call("GET", f"{V1}/items/{w.item_id}"), "ws:read"
+    ),
+    ("GET", "/v1/workspaces/{workspace}/items/{item_id}/history"): Case(
+        lambda w, _p: Call("GET", f"{V1}/items/{w.item_id}/history"), "ws:read"
+    ),
+    ("PATCH", "/v1/workspaces/{workspace}/items/{item_id}"): Case(
+        lambda w, p: Call(
+            "PATCH", f"{V1}/items/{w.victim_items[f'patch-{p}']}", json={"tags": ["t"]}
+        ),
+        "ws:write",
+    ),
+    ("DELETE", "/v1/workspaces/{workspace}/items/{item_id}"): Case(
+        lambda w, p: Call("DELETE", f"{V1}/items/{w.victim_items[f'delete-{p}']}"), "ws:write"
+    ),
+    ("POST", "/product/add"): Case(
+        lambda _w, p: Call(
+            "POST", "/product/add", json={"writable_cube_ids": [A], "memory_content": f"fact {p}"}
+        ),
+        "ws:write",
+    ),
+    ("POST", "/product/search"): Case(
+        _c(
+            "POST",
+            "/product/search",
+            json={"query": "vault word", "user_id": "u", "readable_cube_ids": [A]},
+        ),
+        "ws:read",
+    ),
+    ("POST", "/product/get_all"): Case(
+        _c(
+            "POST",
+            "/product/get_all",
+            json={"user_id": "u", "memory_type": "text_mem", "mem_cube_ids": [A]},
+        ),
+        "ws:read",
+    ),
+    ("POST", "/product/get_memory"): Case(
+        _c("POST", "/product/get_memory", json={"mem_cube_id": A}), "ws:read"
+    ),
+    # by id: from the cubes the key reaches (another cube's item is "not found", HTTP 200)
+    ("GET", "/product/get_memory/{memory_id}"): Case(
+        lambda w, _p: Call("GET", f"/product/get_memory/{w.item_id}"), "any"
+    ),
+    ("POST", "/product/get_memory_by_ids"): Case(
+        lambda w, _p: Call("POST", "/product/get_memory_by_ids", json=[w.item_id]), "any"
+    ),
+    ("POST", "/product/delete_memory"): Case(
+        lambda w, p: Call(
+            "POST",
+            "/product/delete_memory",
+            json={"writable_cube_ids": [A], "memory_ids": [w.victim_items[f"product-{p}"]]},
+        ),
+        "ws:write",
+    ),
+    ("POST", "/product/exist_mem_cube_id"): Case(
+        _c("POST", "/product/exist_mem_cube_id", json={"mem_cube_id": A}), "any"
+    ),
     ("POST", "/auth/token"): Case(_c("POST", "/auth/token"), "token"),
     ("POST", "/auth/github"): Case(_c("POST", "/auth/github?github_token=gho_x"), "github"),
     # hidden from the schema
@@ -477,6 +551,13 @@ def _seed(app: FastAPI) -> World:
         store.put_chunk(A, sha(data), data)
         commit_chunks[who] = (sha(data), len(data))
         victims[who] = keys.create(B, ["read"], description=f"victim of {who}")[1].id
+    items: Items = app.state.items
+    item_id = items.add(A, [Draft(f"The vault word is {MARKER_A}.", cube_id=A)])[0].item.id
+    victim_items = {
+        f"{route}-{who}": items.add(A, [Draft(f"victim {route} {who}", cube_id=A)])[0].item.id
+        for who in PRINCIPALS
+        for route in ("patch", "delete", "product")
+    }
     return World(
         app=app,
         client=TestClient(app),  # replaced by the fixture's, whose lifespan runs
@@ -485,6 +566,8 @@ def _seed(app: FastAPI) -> World:
         restore_revs=restore_revs,
         victim_key_ids=victims,
         commit_chunks=commit_chunks,
+        item_id=item_id,
+        victim_items=victim_items,
     )
 
 

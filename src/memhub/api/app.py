@@ -27,6 +27,8 @@ from memhub.api.notify import ChangeNotifier
 from memhub.api.preconditions import refuse_unsupported_preconditions
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
 from memhub.api.routes.proxy_v2 import router as proxy_v2_router
+from memhub.api.routes.items import router as items_router
+from memhub.api.routes.product import router as product_router
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -41,6 +43,8 @@ from memhub.auth.tokens import TokenCodec
 from memhub.config import Settings
 from memhub.errors import Forbidden
 from memhub.mcp.http import mount_mcp
+from memhub.memory.embeddings import from_settings as embeddings_from
+from memhub.memory.items import Items
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
 from memhub.ui import build_ui
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     limiter = build_limiter(settings, metrics)
     mem = Memory(store, index_dir(settings))
+    items = Items(store, mem, index_dir(settings), embeddings=embeddings_from(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -110,6 +115,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             yield
         await limiter.close()
         await ui.sessions.store.close()
+        items.close()
         mem.close()
         if owns_store:
             store.close()
@@ -130,10 +136,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.state.keys = keys
     app.state.tokens = tokens
     app.state.memory = mem
+    app.state.items = items
 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
+    app.include_router(items_router)
+    app.include_router(product_router)
 
     ui = build_ui(app, authenticator, settings.ui_session_seconds, settings.redis_url)
     app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document

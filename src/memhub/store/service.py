@@ -16,6 +16,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import IO, Any
 
@@ -28,6 +29,7 @@ from memhub.errors import (
     FileNotFound,
     InvalidChecksum,
     PayloadTooLarge,
+    PreconditionFailed,
     RevisionNotFound,
     WorkspaceExists,
     WorkspaceNotFound,
@@ -58,6 +60,12 @@ _BUMP_REV = (
     update(workspaces)
     .where(workspaces.c.id == bindparam("ws"))
     .values(head_rev=workspaces.c.head_rev + 1)
+    .returning(workspaces.c.head_rev)
+)
+_BUMP_BY = (
+    update(workspaces)
+    .where(workspaces.c.id == bindparam("ws"))
+    .values(head_rev=workspaces.c.head_rev + bindparam("n"))
     .returning(workspaces.c.head_rev)
 )
 _HEAD = select(files).where(
@@ -236,6 +244,122 @@ class Store:
             fence=fence,
             new_chunks=True,
         )
+
+    def put_many(
+        self,
+        workspace: str,
+        writes: list[tuple[str, bytes, Precondition]],
+        *,
+        content_type: str | None = None,
+        author: str | None = None,
+        message: str | None = None,
+    ) -> list[WriteResult | PreconditionFailed]:
+        """Small writes in one metadata transaction (their blobs written in parallel, each
+        durable first): each write gets its own rev, in order, or its PreconditionFailed
+        (nothing written for it). Paths must be distinct. Used for batches of memory
+        items; a handful of set-based statements whatever the batch size."""
+        ws_id = self.workspace_id(workspace)
+        paths = [normalize_path(path) for path, _, _ in writes]
+        if len(set(paths)) != len(paths):
+            raise BadRequest("put_many: the paths of one batch must be distinct")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            made = list(pool.map(lambda w: self._write_chunks(w[1], None), writes))
+        out: list[WriteResult | PreconditionFailed | None] = [None] * len(writes)
+        now = self.clock()
+        with self.meta.write() as conn:
+            # lock the workspace row first (PostgreSQL), as every writer does
+            conn.execute(_BUMP_BY, {"ws": ws_id, "n": 0})
+            heads = self._heads(conn, workspace, ws_id, paths)
+            accepted: list[tuple[int, str, _Content]] = []
+            for n, (path, content, (_, _, precondition)) in enumerate(
+                zip(paths, made, writes, strict=True)
+            ):
+                try:
+                    precondition.check(path, heads.get(path))
+                except PreconditionFailed as exc:
+                    out[n] = exc
+                    continue
+                accepted.append((n, path, content))
+            if accepted:
+                top = conn.execute(_BUMP_BY, {"ws": ws_id, "n": len(accepted)}).scalar_one()
+                self._record_contents(conn, ws_id, [c for _, _, c in accepted], now)
+                rows = []
+                for offset, (n, path, content) in enumerate(accepted):
+                    revision = Revision(
+                        workspace, top - len(accepted) + 1 + offset, path, content.sha256,
+                        content.md5, content.size, content_type or DEFAULT_CONTENT_TYPE, now,
+                        author, None, message, False,
+                    )  # fmt: skip
+                    head = heads.get(path)
+                    out[n] = WriteResult(revision, created=head is None or head.deleted)
+                    values = {**revision.to_dict(), "workspace_id": ws_id}
+                    del values["workspace"]
+                    rows.append(values)
+                conn.execute(_INSERT_REVISION, rows)
+                conn.execute(self.meta.upsert(files, ("workspace_id", "path")), rows)
+        done = [r for r in out if r is not None]
+        for result in done:
+            if isinstance(result, WriteResult):
+                self._notify(workspace, result.revision.rev)
+        return done
+
+    def _heads(
+        self, conn: Connection, workspace: str, ws_id: int, paths: list[str]
+    ) -> dict[str, Revision]:
+        heads: dict[str, Revision] = {}
+        for start in range(0, len(paths), 500):
+            rows = conn.execute(
+                select(files).where(
+                    files.c.workspace_id == ws_id, files.c.path.in_(paths[start : start + 500])
+                )
+            ).all()
+            heads.update((r.path, _row_to_revision(workspace, r)) for r in rows)
+        return heads
+
+    def _record_contents(
+        self, conn: Connection, ws_id: int, made: list[_Content], now: float
+    ) -> None:
+        """:meth:`_record_content` for many contents (the workspace row is locked)."""
+        unique = {c.sha256: c for c in made}
+        known: set[str] = set()
+        shas = list(unique)
+        for start in range(0, len(shas), 500):
+            known.update(
+                conn.execute(
+                    select(contents.c.sha256).where(
+                        contents.c.workspace_id == ws_id,
+                        contents.c.sha256.in_(shas[start : start + 500]),
+                    )
+                ).scalars()
+            )
+        sizes = {ref.sha256: ref.size for c in unique.values() for ref in c.chunks}
+        if sizes:
+            conn.execute(
+                self.meta.insert_ignore(chunks),
+                [
+                    {"workspace_id": ws_id, "sha256": sha, "size": size, "created_at": now}
+                    for sha, size in sizes.items()
+                ],
+            )
+        fresh = [c for sha, c in unique.items() if sha not in known]
+        if not fresh:
+            return
+        conn.execute(
+            self.meta.insert_ignore(contents),
+            [
+                {"workspace_id": ws_id, "sha256": c.sha256, "md5": c.md5, "size": c.size,
+                 "chunk_count": len(c.chunks), "created_at": now}
+                for c in fresh
+            ],
+        )  # fmt: skip
+        links = [
+            {"workspace_id": ws_id, "content_sha256": c.sha256, "seq": seq,
+             "chunk_sha256": ref.sha256, "size": ref.size}
+            for c in fresh
+            for seq, ref in enumerate(c.chunks)
+        ]  # fmt: skip
+        if links:
+            conn.execute(_INSERT_CONTENT_CHUNKS, links)
 
     def _write_chunks(self, data: bytes | IO[bytes], max_bytes: int | None) -> _Content:
         whole_sha = hashlib.sha256()

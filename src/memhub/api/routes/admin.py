@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from memhub.api.context import get_principal
-from memhub.auth.keys import KeyStore
+from memhub.auth.keys import ApiKey, KeyStore
 from memhub.auth.principal import Principal
-from memhub.errors import Forbidden
+from memhub.errors import Forbidden, NotFound
 from memhub.store import Store
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -71,13 +73,35 @@ def list_keys(
     _admin: Admin, keys: Keys, user_name: Annotated[str | None, Query(max_length=64)] = None
 ) -> dict[str, Any]:
     """Keys (all, or of one ``user_name``): prefixes and metadata, never the keys."""
-    items = [k.to_dict() for k in keys.list(user_name)]
+    items = [overlay_key(k) for k in keys.list(user_name)]
     return {"message": f"Found {len(items)} key(s)", "keys": items}
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+def overlay_key(key: ApiKey) -> dict[str, Any]:
+    """A key as the overlay lists it: ISO 8601 times, ``is_active``."""
+    return {
+        "id": key.id,
+        "key_prefix": key.prefix,
+        "user_name": key.workspace,
+        "scopes": sorted(key.scopes),
+        "description": key.description,
+        "created_at": _iso(key.created_at),
+        "last_used_at": _iso(key.last_used_at),
+        "expires_at": _iso(key.expires_at),
+        "is_active": key.usable(time.time()),
+    }
 
 
 @router.delete("/keys/{key_id}")
 def revoke_key(key_id: str, _admin: Admin, keys: Keys) -> dict[str, Any]:
-    """Revoke a key (kept for audit, refused from now on)."""
+    """Revoke a key (kept for audit, refused from now on); an already revoked key is 404,
+    as in the overlay."""
+    if keys.get(key_id).revoked:
+        raise NotFound(f"no active API key with id {key_id!r}")
     keys.revoke(key_id)
     return {"message": "API key revoked successfully", "success": True}
 

@@ -1,0 +1,74 @@
+"""``Store.put_many``: many small writes in one metadata transaction, on every metadata
+backend (SQLite, PostgreSQL): one rev each, in order, preconditions per write, and a
+failed precondition writes nothing for its entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from memhub.errors import PreconditionFailed
+from memhub.store import Precondition, Store, WriteResult
+
+StoreFactory = Callable[..., Store]
+
+
+def test_put_many_gives_each_write_its_own_rev(
+    make_memory_store: StoreFactory, new_name: Callable[..., str]
+) -> None:
+    store: Store = make_memory_store()
+    ws = str(store.create_workspace(new_name())["name"])
+    store.put(ws, "taken.md", b"old")
+    head = store.head_rev(ws)
+    results = store.put_many(
+        ws,
+        [
+            ("a.md", b"alpha", Precondition(exists=False)),
+            ("taken.md", b"clobber", Precondition(exists=False)),
+            ("b.md", b"beta", Precondition()),
+            ("c.md", b"x", Precondition(md5="0" * 32)),
+        ],
+        author="tester",
+        message="batch",
+    )
+    assert isinstance(results[1], PreconditionFailed)
+    assert isinstance(results[3], PreconditionFailed)
+    ok = [r for r in results if isinstance(r, WriteResult)]
+    assert [r.revision.rev for r in ok] == [head + 1, head + 2]
+    assert all(r.created for r in ok)
+    assert store.head_rev(ws) == head + 2
+    assert store.read_bytes(ws, "a.md")[1] == b"alpha"
+    assert store.read_bytes(ws, "b.md")[1] == b"beta"
+    assert store.read_bytes(ws, "taken.md")[1] == b"old"
+    revision = store.stat(ws, "a.md")
+    assert (revision.author, revision.message) == ("tester", "batch")
+    changes = store.changes(ws, head).changes
+    assert [c.path for c in changes] == ["a.md", "b.md"]
+    # an update over a known hash
+    sha = store.stat(ws, "a.md").sha256
+    [again] = store.put_many(ws, [("a.md", b"alpha 2", Precondition(sha256=sha))])
+    assert isinstance(again, WriteResult) and not again.created
+
+
+def test_put_many_shares_contents_within_and_across_batches(
+    make_memory_store: StoreFactory, new_name: Callable[..., str]
+) -> None:
+    store: Store = make_memory_store()
+    ws = str(store.create_workspace(new_name())["name"])
+    store.put(ws, "old.md", b"same bytes")
+    results = store.put_many(
+        ws,
+        [
+            ("one.md", b"same bytes", Precondition()),
+            ("two.md", b"same bytes", Precondition()),
+            ("three.md", b"other bytes", Precondition()),
+        ],
+    )
+    assert all(isinstance(r, WriteResult) for r in results)
+    for path, data in (
+        ("one.md", b"same bytes"),
+        ("two.md", b"same bytes"),
+        ("three.md", b"other bytes"),
+    ):
+        assert store.read_bytes(ws, path)[1] == data
+    assert len(store.list_files(ws)) == 4
+    assert store.put_many(ws, []) == []
