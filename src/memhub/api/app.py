@@ -24,7 +24,18 @@ from memhub.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from memhub.api.notify import ChangeNotifier
-from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes import (
+    admin,
+    auth,
+    diffmem,
+    memory,
+    seed,
+    sessions,
+    v1_batch,
+    v1_files,
+    v1_leases,
+    v1_sync,
+)
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -127,6 +138,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
+    app.state.sessions = sessions.build_sessions(settings, store, metrics)
+    app.include_router(sessions.router)
+    app.include_router(diffmem.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
