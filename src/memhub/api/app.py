@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         notifier.bind(asyncio.get_running_loop())
         yield
         await limiter.close()
+        app.state.sessions.close()
         mem.close()
         if owns_store:
             store.close()

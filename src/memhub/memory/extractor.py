@@ -191,15 +191,23 @@ class _Names:
             found.setdefault(entity.path, entity)
         for m in _CAPITALISED.finditer(sentence):
             name = self._trim(m.group(0))
+            if name is not None and m.start() == 0:
+                name = self._opener(name)
             if name is None or name.lower() == self.user:
-                continue
-            if m.start() == 0 and name not in self.inner and name.lower() not in self.by_key:
                 continue
             entity = self.by_key.get(name.lower()) or entity_for(
                 name, self._kind(name, sentence[: m.start()])
             )
             found.setdefault(entity.path, entity)
         return list(found.values())
+
+    def _opener(self, name: str) -> str | None:
+        """A name that opens a sentence: kept when known or seen mid-sentence; else its
+        first word is taken for an ordinary capitalised word ("Later Tomasz")."""
+        if name in self.inner or name.lower() in self.by_key:
+            return name
+        rest = name.split(" ", 1)[1] if " " in name else ""
+        return self._trim(rest) if rest else None
 
     @staticmethod
     def _trim(name: str) -> str | None:
@@ -267,12 +275,14 @@ def extract_offline(
 
 def names_in(text: str) -> list[str]:
     """Capitalised names in ``text``; a word that only ever opens a sentence is not one."""
-    inner = _Names._inner_names(text)
+    names = _Names([], "", text)
     found = []
     for _ref, _speaker, line in turns(text):
         for sentence in sentences(line):
             for m in _CAPITALISED.finditer(sentence):
                 name = _Names._trim(m.group(0))
-                if name is not None and (m.start() > 0 or name in inner):
+                if name is not None and m.start() == 0:
+                    name = names._opener(name)
+                if name is not None:
                     found.append(name)
     return list(dict.fromkeys(found))

@@ -18,7 +18,7 @@ One call, :meth:`ChatProvider.complete_json`::
   (``memhub_llm_tokens_total{kind}``, ``memhub_llm_requests_total{outcome}``).
 
 Settings: ``MEMHUB_LLM_BASE_URL``, ``MEMHUB_LLM_API_KEY``, ``MEMHUB_LLM_MODEL``,
-``MEMHUB_LLM_TIMEOUT_SECONDS``, ``MEMHUB_LLM_MAX_RETRIES``.
+``MEMHUB_LLM_TIMEOUT_SECONDS``, ``MEMHUB_LLM_MAX_RETRIES``, ``MEMHUB_LLM_BACKOFF_SECONDS``.
 """
 
 from __future__ import annotations
@@ -89,6 +89,12 @@ class ChatProvider:
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> ChatProvider:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def _outcome(self, outcome: str) -> None:
         if self._on_outcome is not None:

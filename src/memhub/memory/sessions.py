@@ -101,6 +101,10 @@ class Sessions:
         self.store = store
         self.provider = provider
 
+    def close(self) -> None:
+        if self.provider is not None:
+            self.provider.close()
+
     # -- process ---------------------------------------------------------------
 
     def extract(self, workspace: str, transcript: str, session_date: date) -> Extraction:

@@ -55,6 +55,7 @@ def build_provider(settings: Settings, metrics: Metrics) -> ChatProvider | None:
         api_key=settings.llm_api_key,
         timeout=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
+        backoff=settings.llm_backoff_seconds,
     )
     return ChatProvider(
         config, on_usage=usage, on_outcome=lambda outcome: requests.labels(outcome).inc()
