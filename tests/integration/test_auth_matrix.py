@@ -371,6 +371,12 @@ CASES: dict[tuple[str, str], Case] = {
         _c("POST", f"/memory/{A}/onboard", json={"user_info": "I am Alpha, a tester."}),
         "ws:write",
     ),
+    ("POST", "/repos/setup"): Case(  # file:// is off here: allowed callers get 403 too
+        _c("POST", "/repos/setup", json={"repo_url": "file:///tmp/x.git", "user_id": A}),
+        "ws:write",
+        ok=403,
+    ),
+    ("GET", "/repos/status/{user_id}"): Case(_c("GET", f"/repos/status/{A}"), "ws:read"),
     ("GET", "/server/users"): Case(_c("GET", "/server/users"), "any"),
     ("POST", "/server/sync"): Case(_c("POST", "/server/sync"), "any"),
     # the MemOS overlay's admin and auth routes

@@ -24,18 +24,10 @@ from memhub.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from memhub.api.notify import ChangeNotifier
-from memhub.api.routes import (
-    admin,
-    auth,
-    diffmem,
-    memory,
-    seed,
-    sessions,
-    v1_batch,
-    v1_files,
-    v1_leases,
-    v1_sync,
-)
+from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes import diffmem as diffmem_routes
+from memhub.api.routes import repos as repo_routes
+from memhub.api.routes import sessions as session_routes
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -139,9 +131,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
-    app.state.sessions = sessions.build_sessions(settings, store, metrics)
-    app.include_router(sessions.router)
-    app.include_router(diffmem.router)
+    app.state.sessions = session_routes.build_sessions(settings, store, metrics)
+    for mine in (session_routes, diffmem_routes, repo_routes):  # issue 12
+        app.include_router(mine.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

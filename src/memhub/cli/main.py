@@ -6,6 +6,7 @@ import typer
 
 from memhub import __version__
 from memhub.cli import db, hooks, keys, lease, maintenance, memory, serve, sync
+from memhub.cli import git as git_cli
 
 app = typer.Typer(
     name="memhub",
@@ -30,6 +31,7 @@ app.add_typer(hooks.app, name="hooks")
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(lease.app, name="lease")
+app.add_typer(git_cli.app, name="git")
 
 
 @app.command("version")

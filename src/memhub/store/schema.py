@@ -150,3 +150,15 @@ staged_sessions = Table(
     Column("committed_at", Float),
     Column("commit_revs", Text),
 )
+
+# A workspace imported from (or mirrored with) a git repository (gitbridge/, /repos/*).
+repo_links = Table(
+    "repo_links",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("repo_url", Text, nullable=False),
+    Column("branch", String(255)),
+    Column("last_sync", Float, nullable=False),
+    Column("last_commit", String(64)),
+    Column("commits", Integer, nullable=False),
+)

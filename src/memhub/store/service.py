@@ -459,10 +459,12 @@ class Store:
         author: str | None = None,
         session_id: str | None = None,
         message: str | None = None,
+        created_at: float | None = None,
     ) -> list[WriteResult]:
         """Several files in one transaction: ``(path, bytes or None to delete, precondition)``.
         Every precondition holds and every write becomes a revision, or nothing is
-        written (the first failed precondition is raised). Bytes are made durable first."""
+        written (the first failed precondition is raised). Bytes are made durable first.
+        ``created_at`` keeps an imported history's own times (the git bridge)."""
         ws_id = self.workspace_id(workspace)
         planned = [
             (normalize_path(p), None if d is None else self._write_chunks(d, None), c)
@@ -470,7 +472,7 @@ class Store:
         ]
         if len({p for p, _, _ in planned}) != len(planned):
             raise BadRequest("a path may appear only once in a multi-file commit")
-        now = self.clock()
+        now = self.clock() if created_at is None else created_at
         results: list[WriteResult] = []
         with self.meta.write() as conn:
             for path, content, precondition in planned:

@@ -1,4 +1,5 @@
-"""Staged sessions: the edits a processed transcript proposes, until committed.
+"""Staged sessions (the edits a processed transcript proposes, until committed) and
+repo links (a workspace imported from a git repository: /repos/setup, /repos/status).
 
 Revision ID: 0003
 Revises: 0002
@@ -31,7 +32,17 @@ def upgrade() -> None:
         sa.Column("committed_at", sa.Float),
         sa.Column("commit_revs", sa.Text),
     )
+    op.create_table(
+        "repo_links",
+        sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id"), primary_key=True),
+        sa.Column("repo_url", sa.Text, nullable=False),
+        sa.Column("branch", sa.String(255)),
+        sa.Column("last_sync", sa.Float, nullable=False),
+        sa.Column("last_commit", sa.String(64)),
+        sa.Column("commits", sa.Integer, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("repo_links")
     op.drop_table("staged_sessions")
