@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from memhub.errors import BadRequest, PreconditionFailed, SessionConflict, SessionNotFound
 from memhub.memory.dates import parse_session_date
@@ -159,9 +160,22 @@ class Sessions:
             "committed_at": None,
             "commit_revs": None,
         }
-        meta = self.store.meta
-        with meta.write() as conn:
-            conn.execute(meta.upsert(staged_sessions, ("workspace_id", "session_id")), values)
+        key = (
+            staged_sessions.c.workspace_id == values["workspace_id"],
+            staged_sessions.c.session_id == session_id,
+        )
+        try:
+            with self.store.meta.write() as conn:
+                # replace a staged version; a committed one stays and the insert fails
+                conn.execute(
+                    delete(staged_sessions).where(*key, staged_sessions.c.status == "staged")
+                )
+                conn.execute(insert(staged_sessions).values(**values))
+        except IntegrityError as exc:
+            raise SessionConflict(
+                f"session {session_id!r} was committed meanwhile",
+                context={"session_id": session_id},
+            ) from exc
         return self.get(workspace, session_id)
 
     # -- read ------------------------------------------------------------------
