@@ -193,3 +193,61 @@ def test_orchestrated_search_plans_queries_and_fuses(client: TestClient) -> None
     assert "Priya" in body["metadata"]["queries"]
     assert len(body["metadata"]["queries"]) >= 3
     assert any(r["path"] == "memories/people/priya.md" for r in body["results"][:5])
+
+
+BAD_BODIES = [
+    b"",
+    b"null",
+    b"[]",
+    b'{"memory_input": 5, "session_id": []}',
+    b'{"memory_input": "x", "session_id": "' + b"a" * 300 + b'"}',
+    b'{"memory_input": "x", "session_id": "ok", "session_date": "2024-13-45"}',
+    b'{"memory_input": "x", "session_id": "ok/../x", "user_id": "../etc"}',
+    b'{"conversation": "no", "depth": "abyss", "query": {}, "k": -1}',
+    b'{"user_info": "", "session_id": "\\u0000"}',
+    b"\xff\xfe not json",
+]
+POSTS = [
+    "/memory/process-session",
+    "/memory/commit-session",
+    "/memory/process-and-commit",
+    f"{WS}/sessions",
+    "/memory/default/context",
+    "/memory/default/search",
+    "/memory/default/orchestrated-search",
+    "/memory/default/process-session",
+    "/memory/default/commit-session",
+    "/memory/default/onboard",
+    "/repos/setup",
+]
+
+
+@pytest.mark.parametrize("url", POSTS)
+def test_hostile_bodies_are_4xx(client: TestClient, url: str) -> None:
+    for body in BAD_BODIES:
+        response = client.post(url, content=body, headers={"content-type": "application/json"})
+        assert 400 <= response.status_code < 500, (url, body, response.status_code, response.text)
+        assert {"detail", "error_code"} <= response.json().keys()
+
+
+@pytest.mark.parametrize("user", ["..", "a b", "x" * 200, "%2e%2e", "UPPER/lower"])
+def test_hostile_user_ids_are_4xx(client: TestClient, user: str) -> None:
+    for method, suffix in [("GET", "status"), ("GET", "user-entity"), ("POST", "rebuild-index")]:
+        response = client.request(method, f"/memory/{user}/{suffix}")
+        assert 400 <= response.status_code < 500, (user, suffix, response.text)
+    assert client.get(f"{WS}/sessions/..%2F..").status_code in (400, 404)
+    assert client.get(f"/repos/status/{user}").status_code in (400, 404)
+
+
+def test_a_large_transcript_is_processed(client: TestClient) -> None:
+    lines = [
+        f"[D{i}:1] Speaker{i % 7}: I visited Town{i % 50} with Friend{i % 90} today."
+        for i in range(5_000)
+    ]
+    text = "\n".join(lines)
+    assert 250_000 < len(text) < 1_000_000
+    response = client.post(
+        f"{WS}/sessions", json={"memory_input": text, "session_id": "big", "commit": True}
+    )
+    assert response.status_code == 201, response.text[:300]
+    assert response.json()["summary"]["facts"] == 5_000

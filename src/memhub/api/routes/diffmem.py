@@ -35,7 +35,7 @@ UID = "/memory/{user_id}"
 
 
 class ContextBody(BaseModel):
-    conversation: list[Message] = Field(default_factory=list, max_length=MAX_CONVERSATION)
+    conversation: list[Message] = Field(max_length=MAX_CONVERSATION)
     depth: Literal["basic", "wide", "deep", "temporal"] = "basic"
 
 
