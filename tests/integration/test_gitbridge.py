@@ -218,3 +218,41 @@ def test_git_cli_import_and_export(tmp_path: Path) -> None:
     )
     assert mirrored.exit_code == 0, mirrored.output
     assert (tmp_path / "m.git" / "refs" / "heads" / "main").exists()
+
+
+def test_diffmem_server_layout_users_folders(tmp_path: Path, store: Store) -> None:
+    """DiffMem's server keeps every user in ``users/<id>/`` of one branch."""
+    repo = Repo.init_bare(str(tmp_path / "server.git"), mkdir=True)
+    files: Tree = {"repo_guide.md": b"# guide\n"}
+    parent = None
+    for i in range(10):
+        user = ("alex", "sam")[i % 2]
+        files[f"users/{user}/{user}.md"] = f"# {user}\n\nv{i}\n".encode()
+        if i == 9:  # one commit for both users
+            files["users/alex/memories/people/sam.md"] = b"# Sam\n"
+        blobs = []
+        for name, data in sorted(files.items()):
+            blob = Blob.from_string(data)
+            repo.object_store.add_object(blob)
+            blobs.append((name.encode(), blob.id, 0o100644))
+        commit = Commit()
+        commit.tree = commit_tree(repo.object_store, blobs)
+        commit.parents = [parent] if parent else []
+        commit.author = commit.committer = b"DiffMem <bot@diffmem>"
+        commit.author_time = commit.commit_time = 1_700_000_000 + i
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.message = f"commit {i}\n".encode()
+        repo.object_store.add_object(commit)
+        parent = commit.id
+    repo.refs[Ref(b"refs/heads/main")] = parent  # type: ignore[index]
+    repo.close()
+    (report,) = import_repo(store, str(tmp_path / "server.git"))
+    assert report.workspace == "users/*" and report.commits == 10
+    assert report.workspaces == {"alex": 6, "sam": 5}  # commit 9 touched both
+    assert report.skipped_entries == 1  # repo_guide.md
+    assert store.read_bytes("alex", "alex.md")[1] == b"# alex\n\nv8\n"
+    assert store.read_bytes("alex", "memories/people/sam.md")[1] == b"# Sam\n"
+    assert store.read_bytes("sam", "sam.md")[1] == b"# sam\n\nv9\n"
+    assert len(store.history("alex", "alex.md")) == 5
+    (again,) = import_repo(store, str(tmp_path / "server.git"))
+    assert again.commits == 0 and again.skipped_commits == 10

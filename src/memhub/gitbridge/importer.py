@@ -11,6 +11,9 @@ Which branch goes where:
 - ``--branch B``: that branch into the workspace given (default ``default``);
 - no branch, and the repository has branches ``user/<id>`` (DiffMem's orphan
   branch per user): each into the workspace ``<id>`` (created when missing);
+- no workspace either, and ``HEAD``'s tree has a ``users/`` folder (DiffMem's
+  server layout, ``users/<id>/…``): each ``users/<id>/`` into the workspace ``<id>``
+  (paths relative to it; files outside ``users/`` are skipped and counted);
 - otherwise the branch ``HEAD`` names, into the workspace given.
 
 Submodules and symbolic links are skipped (counted); paths memhub refuses are an
@@ -42,6 +45,7 @@ from memhub.store.schema import revisions
 
 USER_BRANCH = b"refs/heads/user/"
 GIT_SESSION = "git:"
+USERS_FOLDERS = "users/*"  # DiffMem's server layout: users/<id>/ folders on one branch
 
 
 @dataclass
@@ -51,8 +55,9 @@ class ImportReport:
     commits: int = 0
     skipped_commits: int = 0  # already imported, or with no change memhub can hold
     revisions: int = 0
-    skipped_entries: int = 0  # submodules, symbolic links
+    skipped_entries: int = 0  # submodules, symbolic links, files outside users/<id>/
     head: str | None = None
+    workspaces: dict[str, int] = field(default_factory=dict)  # commits written per workspace
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -110,9 +115,25 @@ def plan(repo: Repo, workspace: str | None, branch: str | None) -> Plan:
     if users and workspace is None:
         return Plan([(r, decode(r[len(USER_BRANCH) :])) for r in users])
     head = repo.refs.follow(Ref(b"HEAD"))[0][-1]
+    heads = sorted(r for r in refs if r.startswith(b"refs/heads/"))
+    if head not in refs:  # HEAD names an unborn branch: main, else the only branch
+        main = Ref(b"refs/heads/main")
+        head = main if main in refs else heads[0] if len(heads) == 1 else head
     if head not in refs:
         raise BadRequest("the repository has no commits on HEAD; name a --branch")
+    if workspace is None and _has_users_folder(repo, refs[head]):
+        return Plan([(head, USERS_FOLDERS)])
     return Plan([(head, workspace or "default")])
+
+
+def _has_users_folder(repo: Repo, commit_id: bytes) -> bool:
+    commit = repo[commit_id]
+    assert isinstance(commit, Commit)
+    tree = repo[commit.tree]
+    return any(
+        e.path == b"users" and stat.S_ISDIR(e.mode or 0)
+        for e in tree.items()  # type: ignore[attr-defined]
+    )
 
 
 def imported_commits(store: Store, workspace: str) -> set[str]:
@@ -140,21 +161,41 @@ def _changes(repo: Repo, commit: Commit) -> Iterator[tuple[str, bytes | None, in
             yield decode(new.path), new.sha, new.mode or 0
 
 
+def route(path: str, workspace: str) -> tuple[str, str] | None:
+    """Where a repository path goes: (workspace, path in it), or None (not imported)."""
+    if workspace != USERS_FOLDERS:
+        return workspace, path
+    parts = path.split("/", 2)
+    if len(parts) == 3 and parts[0] == "users" and parts[1]:
+        return parts[1], parts[2]
+    return None
+
+
 def import_branch(store: Store, repo: Repo, ref: bytes, workspace: str) -> ImportReport:
-    store.create_workspace(workspace, exist_ok=True)
+    """Import one branch into ``workspace`` (``users/*``: each ``users/<id>/`` folder into
+    the workspace ``<id>``, one atomic write per commit and workspace)."""
     report = ImportReport(workspace, decode(ref).removeprefix("refs/heads/"))
-    done = imported_commits(store, workspace)
+    done: dict[str, set[str]] = {}
+
+    def imported(ws: str) -> set[str]:
+        if ws not in done:
+            store.create_workspace(ws, exist_ok=True)
+            done[ws] = imported_commits(store, ws)
+        return done[ws]
+
+    if workspace != USERS_FOLDERS:
+        imported(workspace)
     head = repo.refs[Ref(ref)]
     report.head = decode(head)
     for entry in repo.get_walker(include=[head], order=ORDER_TOPO, reverse=True):
         commit = entry.commit
         sha = decode(commit.id)
-        if sha in done:
-            report.skipped_commits += 1
-            continue
-        writes: list[tuple[str, bytes | None, Precondition]] = []
+        by_workspace: dict[str, list[tuple[str, bytes | None, Precondition]]] = {}
         for path, blob_id, mode in _changes(repo, commit):
-            if blob_id is not None and (stat.S_ISLNK(mode) or stat.S_IFMT(mode) == 0o160000):
+            routed = route(path, workspace)
+            if routed is None or (
+                blob_id is not None and (stat.S_ISLNK(mode) or stat.S_IFMT(mode) == 0o160000)
+            ):
                 report.skipped_entries += 1
                 continue
             data = None
@@ -162,28 +203,45 @@ def import_branch(store: Store, repo: Repo, ref: bytes, workspace: str) -> Impor
                 blob = repo[blob_id]
                 assert isinstance(blob, Blob)
                 data = blob.as_raw_string()
-            writes.append((path, data, Precondition()))
-        writes = _only_live_deletes(store, workspace, writes)
-        if not writes:
+            by_workspace.setdefault(routed[0], []).append((routed[1], data, Precondition()))
+        wrote = False
+        for ws, writes in by_workspace.items():
+            if sha in imported(ws):
+                continue
+            writes = _only_live_deletes(store, ws, writes)
+            if writes:
+                report.revisions += _write_commit(store, ws, writes, commit, sha)
+                report.workspaces[ws] = report.workspaces.get(ws, 0) + 1
+                wrote = True
+        if wrote:
+            report.commits += 1
+        else:
             report.skipped_commits += 1
-            continue
-        try:
-            results = store.put_many(
-                workspace,
-                writes,
-                author=decode(commit.author)[:255],
-                session_id=GIT_SESSION + sha,
-                message=decode(commit.message).rstrip("\n")[:4096],
-                created_at=float(commit.commit_time),
-            )
-        except InvalidPath as exc:
-            raise BadRequest(
-                f"commit {sha[:12]} has a path memhub cannot hold: {exc.detail}",
-                context={"commit": sha, **(exc.context or {})},
-            ) from exc
-        report.commits += 1
-        report.revisions += len(results)
     return report
+
+
+def _write_commit(
+    store: Store,
+    workspace: str,
+    writes: list[tuple[str, bytes | None, Precondition]],
+    commit: Commit,
+    sha: str,
+) -> int:
+    try:
+        results = store.put_many(
+            workspace,
+            writes,
+            author=decode(commit.author)[:255],
+            session_id=GIT_SESSION + sha,
+            message=decode(commit.message).rstrip("\n")[:4096],
+            created_at=float(commit.commit_time),
+        )
+    except InvalidPath as exc:
+        raise BadRequest(
+            f"commit {sha[:12]} has a path memhub cannot hold: {exc.detail}",
+            context={"commit": sha, **(exc.context or {})},
+        ) from exc
+    return len(results)
 
 
 def _only_live_deletes(
