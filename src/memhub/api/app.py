@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
     app.state.sessions = session_routes.build_sessions(settings, store, metrics)
+    app.state.llm = app.state.sessions.provider  # ChatProvider | None, for other features
     for mine in (session_routes, diffmem_routes, repo_routes):  # issue 12
         app.include_router(mine.router)
 

@@ -17,6 +17,10 @@ One call, :meth:`ChatProvider.complete_json`::
   ``on_usage`` callback; the server counts it in ``/metrics``
   (``memhub_llm_tokens_total{kind}``, ``memhub_llm_requests_total{outcome}``).
 
+The server builds one provider at start-up (``app.state.llm``: a ChatProvider, or
+None when no LLM is configured), with its metrics wired; features that may use an
+LLM take it from there and keep an offline path for None.
+
 Settings: ``MEMHUB_LLM_BASE_URL``, ``MEMHUB_LLM_API_KEY``, ``MEMHUB_LLM_MODEL``,
 ``MEMHUB_LLM_TIMEOUT_SECONDS``, ``MEMHUB_LLM_MAX_RETRIES``, ``MEMHUB_LLM_BACKOFF_SECONDS``.
 """

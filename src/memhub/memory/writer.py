@@ -18,6 +18,7 @@ sha256), which the commit turns into a precondition.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,6 +28,7 @@ from memhub.memory.index import decode_text
 from memhub.store import Store
 
 TIMELINE_FACTS = 12
+FACTS_PER_BLOCK = 4  # an entity's facts of one session, a few per block (finer search)
 MAX_ENTITY_FILES = 2000
 _ALIASES = re.compile(r"^\**\s*aliases?\s*\**\s*:\s*\**\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 _TITLE = re.compile(r"^#\s+(.+?)\s*$", re.MULTILINE)
@@ -131,9 +133,9 @@ class SessionPlanner:
         loaded = read_text(self.store, self.workspace, path)
         return (None, None, None) if loaded is None else loaded
 
-    def _set(self, path: str, make: object) -> None:
+    def _set(self, path: str, make: str | Callable[[str | None], str]) -> None:
         base_rev, base_sha, base_text = self._base(path)
-        content = make(base_text) if callable(make) else str(make)
+        content = make if isinstance(make, str) else make(base_text)
         if content != base_text:
             self.edits[path] = Edit(path, content, base_rev, base_sha, base_text)
 
@@ -156,7 +158,11 @@ class SessionPlanner:
                 by_entity.setdefault(path, []).append(fact)
         for path, facts in sorted(by_entity.items()):
             entity = extraction.entities[path]
-            addition = block(header, [f.line() for f in facts])
+            lines = [f.line() for f in facts]
+            addition = "\n".join(
+                block(header, lines[i : i + FACTS_PER_BLOCK])
+                for i in range(0, len(lines), FACTS_PER_BLOCK)
+            )
 
             def update(base: str | None, e: Entity = entity, add: str = addition) -> str:
                 text = base if base is not None else _new_entity(e, session_id, session_date)

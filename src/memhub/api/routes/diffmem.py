@@ -28,7 +28,7 @@ from memhub.api.routes.responses import COMMON, errors
 from memhub.api.routes.sessions import SessionsDep, meta
 from memhub.memory import diffmem_shapes as shapes
 from memhub.memory.orchestrate import orchestrated_search
-from memhub.memory.sessions import MAX_TRANSCRIPT_CHARS
+from memhub.memory.sessions import MAX_TRANSCRIPT_CHARS, Sessions
 
 router = APIRouter(tags=["diffmem"])
 UID = "/memory/{user_id}"
@@ -134,7 +134,7 @@ async def recent_timeline(
     return _ok(ws, {"days_back": days_back}, timeline=items)
 
 
-def _process(sessions: Any, ws: str, body: ProcessBody, author: str, commit: bool) -> None:
+def _process(sessions: Sessions, ws: str, body: ProcessBody, author: str, commit: bool) -> None:
     sessions.process(ws, body.session_id, body.memory_input, body.session_date, author=author)
     if commit:
         sessions.commit(ws, body.session_id, author=author)
