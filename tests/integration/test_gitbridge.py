@@ -256,3 +256,39 @@ def test_diffmem_server_layout_users_folders(tmp_path: Path, store: Store) -> No
     assert len(store.history("alex", "alex.md")) == 5
     (again,) = import_repo(store, str(tmp_path / "server.git"))
     assert again.commits == 0 and again.skipped_commits == 10
+
+
+def test_mirror_follows_writes_as_they_happen(tmp_path: Path, store: Store) -> None:
+    """The mirror loop runs in a thread while a writer writes; after the writer stops
+    and one more round, the bare repository holds every revision as a commit."""
+    import threading
+
+    from memhub.gitbridge.mirror import mirror
+
+    store.create_workspace("live", exist_ok=True)
+    bare = tmp_path / "live.git"
+    stop = threading.Event()
+    rounds: list[int] = []
+
+    def writer() -> None:
+        for i in range(40):
+            store.put("live", f"n{i % 7}.md", f"version {i}\n".encode(), author="w")
+        stop.set()
+
+    def sleep(_seconds: float) -> None:
+        stop.wait(0.002)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    mirror(store, "live", str(bare), cache_dir=tmp_path / "c", rounds=300, sleep=sleep,
+           on_round=lambda r: rounds.append(r.commits))  # fmt: skip
+    thread.join(timeout=60)
+    rounds.append(mirror_round(store, "live", str(bare), cache_dir=tmp_path / "c").commits)
+    assert sum(rounds) == 40 and len([n for n in rounds if n]) >= 2
+    with Repo(str(bare)) as repo:
+        head = repo.refs[Ref(b"refs/heads/main")]
+        assert len(list(repo.get_walker(include=[head]))) == 40
+        tree = repo[repo[head].tree]  # type: ignore[attr-defined]
+        for entry in tree.items():
+            name = entry.path.decode()
+            assert repo[entry.sha].as_raw_string() == store.read_bytes("live", name)[1]
