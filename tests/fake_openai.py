@@ -7,7 +7,8 @@
   transcript, its capitalised words as people, ``date`` when the sentence says
   "yesterday" (the session date minus one day, as an LLM would resolve it);
 - "Plan up to 5" (the orchestrated-search planner): the capitalised words and the
-  last line as queries.
+  last line as queries;
+- "Answer the last message" (DiffMem's orchestrated ``response``): the first memory.
 
 A test scripts failures first with :meth:`FakeOpenAI.script`: ``"500"``, ``"429"``,
 ``"400"``, ``"invalid-json"``, ``"bad-schema"``, ``"fenced"`` (a valid answer in a
@@ -88,6 +89,10 @@ class FakeOpenAI:
 
     @staticmethod
     def answer(prompt: str) -> dict[str, Any]:
+        if prompt.startswith("Answer the last message"):
+            memories = prompt.split("Memories:\n", 1)[1]
+            first = memories.split("\n\n")[0]
+            return {"response": f"From memory: {first[:200]}"}
         if prompt.startswith("Plan up to 5"):
             conversation = prompt.split("\n\n", 1)[1]
             names = [w for w in _CAPS.findall(conversation) if w not in _COMMON]

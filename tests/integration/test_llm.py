@@ -117,9 +117,15 @@ def test_sessions_and_orchestration_use_the_llm(
         assert found["metadata"]["orchestrator"] == "llm:fake-1"
         assert "Ingrid" in found["metadata"]["queries"]
         assert found["results"][0]["path"] == "memories/people/ingrid.md"
+        real = client.post(
+            "/memory/default/orchestrated-search",
+            json={"conversation": [{"role": "user", "content": "What does Ingrid do?"}]},
+        ).json()["results"]
+        assert real["response"].startswith("From memory: [1] ")
+        assert "Ingrid" in real["response"] and "Ingrid" in real["derived_query"]
         metrics = client.get("/metrics").text
         assert 'memhub_llm_tokens_total{kind="prompt",model="fake-1"}' in metrics
-        assert 'memhub_llm_requests_total{outcome="ok"} 2.0' in metrics
+        assert 'memhub_llm_requests_total{outcome="ok"} 4.0' in metrics
         server.script("500", "500", "500", "500")
         failed = client.post("/memory/process-session", json={**body, "session_id": "llm-2"})
         assert failed.status_code == 502 and failed.json()["error_code"] == "LLM_UNAVAILABLE"

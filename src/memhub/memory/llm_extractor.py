@@ -102,3 +102,24 @@ def plan_queries(provider: ChatProvider, conversation_text: str) -> list[str]:
     )
     answer = provider.complete_json([{"role": "user", "content": prompt}], QUERIES_SCHEMA)
     return [q.strip() for q in answer["queries"] if q.strip()]
+
+
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["response"],
+    "properties": {"response": {"type": "string", "maxLength": 20_000}},
+}
+
+
+def answer(provider: ChatProvider, conversation_text: str, memories: list[str]) -> str:
+    """DiffMem's orchestrated-search ``response``: the LLM answers from the memories found."""
+    found = "\n\n".join(f"[{i + 1}] {m[:2000]}" for i, m in enumerate(memories[:10]))
+    prompt = (
+        "Answer the last message of this conversation from the memories below only; say "
+        "so when they do not tell.\n\nConversation:\n"
+        + conversation_text
+        + "\n\nMemories:\n"
+        + (found or "(none found)")
+    )
+    result = provider.complete_json([{"role": "user", "content": prompt}], ANSWER_SCHEMA)
+    return str(result["response"])

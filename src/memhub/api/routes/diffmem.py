@@ -27,6 +27,8 @@ from memhub.api.routes.memory import MAX_CONVERSATION, MemoryDep, Message
 from memhub.api.routes.responses import COMMON, errors
 from memhub.api.routes.sessions import SessionsDep, meta
 from memhub.memory import diffmem_shapes as shapes
+from memhub.memory.context import conversation_text
+from memhub.memory.llm_extractor import answer
 from memhub.memory.orchestrate import orchestrated_search
 from memhub.memory.sessions import MAX_TRANSCRIPT_CHARS, Sessions
 
@@ -100,7 +102,8 @@ async def orchestrated(
     memory: MemoryDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    """Planned queries fused by RRF: ``{"response", "snippets", "derived_query"}``."""
+    """Planned queries fused by RRF: ``{"response", "snippets", "derived_query"}``;
+    with an LLM, ``response`` is its answer from the snippets, else a summary line."""
     ws = access(principal, user_id, "read")
     provider = request.app.state.sessions.provider
     conversation = [m.model_dump() for m in body.conversation]
@@ -108,7 +111,12 @@ async def orchestrated(
         lambda: orchestrated_search(memory, ws, conversation, k=10, provider=provider)
     )
     snippets = [shapes.snippet(h) for h in found.hits]
-    response = f"{len(snippets)} memories found for {len(found.queries)} queries ({found.planner})."
+    if provider is not None:
+        text = conversation_text(conversation)
+        contents = [s["content"] for s in snippets]
+        response = await run_in_threadpool(answer, provider, text, contents)
+    else:
+        response = f"{len(snippets)} memories found for {len(found.queries)} queries (offline)."
     results = {"response": response, "snippets": snippets, "derived_query": found.queries}
     return _ok(ws, {"planner": found.planner}, results=results)
 
