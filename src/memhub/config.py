@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     embeddings_api_key: str | None = None
     embeddings_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
+    # the LLM (optional; absent: the offline extractor and query planner)
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+
+    # git bridge: POST /repos/setup may import file:// URLs only when this is on
+    repos_allow_file_urls: bool = False
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

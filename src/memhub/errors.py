@@ -16,8 +16,10 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     │   ├── FileNotFound            404 FILE_NOT_FOUND
     │   ├── RevisionNotFound        404 REVISION_NOT_FOUND
     │   ├── WorkspaceNotFound       404 WORKSPACE_NOT_FOUND
-    │   └── LeaseNotFound           404 LEASE_NOT_FOUND
+    │   ├── LeaseNotFound           404 LEASE_NOT_FOUND
+    │   └── SessionNotFound         404 SESSION_NOT_FOUND
     ├── Conflict                    409 CONFLICT
+    │   ├── SessionConflict         409 SESSION_CONFLICT
     │   ├── WorkspaceExists         409 WORKSPACE_EXISTS
     │   ├── LeaseHeld               409 LEASE_HELD
     │   └── LeaseLost               409 LEASE_LOST
@@ -25,6 +27,7 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     │   └── FencingTokenRejected    412 FENCING_TOKEN_REJECTED
     ├── PayloadTooLarge             413 PAYLOAD_TOO_LARGE
     ├── RateLimited                 429 RATE_LIMITED
+    ├── LLMUnavailable              502 LLM_UNAVAILABLE
     ├── StorageUnavailable          503 STORAGE_UNAVAILABLE
     └── BlobMissing                 500 BLOB_MISSING   (the store is damaged: run `memhub fsck`)
 
@@ -169,3 +172,23 @@ class StorageUnavailable(MemhubError):
 class BlobMissing(MemhubError):
     status = 500
     code = "BLOB_MISSING"
+
+
+# -- sessions and the LLM provider (issue 12) ----------------------------------------
+
+
+class SessionNotFound(NotFound):
+    code = "SESSION_NOT_FOUND"
+
+
+class SessionConflict(Conflict):
+    """A staged file changed since the session was processed (nothing was written)."""
+
+    code = "SESSION_CONFLICT"
+
+
+class LLMUnavailable(MemhubError):
+    """The configured LLM endpoint failed, timed out or kept answering invalid JSON."""
+
+    status = 502
+    code = "LLM_UNAVAILABLE"

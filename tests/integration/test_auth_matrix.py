@@ -130,6 +130,18 @@ def _c(method: str, url: str, **kw: Any) -> Callable[[World, str], Call]:
     return lambda _w, _p: Call(method, url, **kw)
 
 
+def _session(session_id: str, user_id: str | None = None) -> dict[str, Any]:
+    body = {"memory_input": "Met Ingrid at the Oslo office.", "session_id": session_id}
+    return {**body, "user_id": user_id} if user_id else body
+
+
+def _stage(world: World, session_id: str) -> str:
+    """Stage a session of A just before a commit cell runs (commits of one workspace
+    touch the same user entity, so each is staged against the current heads)."""
+    world.app.state.sessions.process(A, session_id, "Met Ingrid at the Oslo office.")
+    return session_id
+
+
 CASES: dict[tuple[str, str], Case] = {
     # seed routes: the caller's own workspace
     ("GET", "/health"): Case(_c("GET", "/health"), "public"),
@@ -306,6 +318,89 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/memory/rebuild-index"): Case(
         _c("POST", "/memory/rebuild-index", json={"user_id": A}), "ws:write"
     ),
+    # sessions (issue 12): seed routes, /v1 and DiffMem's real /memory/{user_id}/… routes
+    ("POST", "/memory/process-session"): Case(
+        lambda _w, p: Call("POST", "/memory/process-session", json=_session(f"p-{p}", A)),
+        "ws:write",
+    ),
+    ("POST", "/memory/commit-session"): Case(
+        lambda w, p: Call(
+            "POST", "/memory/commit-session", json={"session_id": _stage(w, f"c-{p}"), "user_id": A}
+        ),
+        "ws:write",
+    ),
+    ("POST", "/memory/process-and-commit"): Case(
+        lambda _w, p: Call("POST", "/memory/process-and-commit", json=_session(f"pc-{p}", A)),
+        "ws:write",
+    ),
+    ("POST", "/v1/workspaces/{workspace}/sessions"): Case(
+        lambda _w, p: Call("POST", f"{V1}/sessions", json=_session(f"v-{p}")), "ws:write", ok=201
+    ),
+    ("GET", "/v1/workspaces/{workspace}/sessions"): Case(_c("GET", f"{V1}/sessions"), "ws:read"),
+    ("GET", "/v1/workspaces/{workspace}/sessions/{session_id}"): Case(
+        lambda _w, p: Call("GET", f"{V1}/sessions/get-{p}"), "ws:read"
+    ),
+    ("POST", "/v1/workspaces/{workspace}/sessions/{session_id}/commit"): Case(
+        lambda w, p: Call("POST", f"{V1}/sessions/{_stage(w, f'vc-{p}')}/commit"), "ws:write"
+    ),
+    ("DELETE", "/v1/workspaces/{workspace}/sessions/{session_id}"): Case(
+        lambda _w, p: Call("DELETE", f"{V1}/sessions/discard-{p}"), "ws:write", ok=204
+    ),
+    ("POST", "/memory/{user_id}/context"): Case(
+        _c("POST", f"/memory/{A}/context", json={"conversation": [], "depth": "temporal"}),
+        "ws:read",
+    ),
+    ("POST", "/memory/{user_id}/search"): Case(
+        _c("POST", f"/memory/{A}/search", json={"query": "vault word"}), "ws:read"
+    ),
+    ("POST", "/memory/{user_id}/orchestrated-search"): Case(
+        _c(
+            "POST",
+            f"/memory/{A}/orchestrated-search",
+            json={"conversation": [{"role": "user", "content": "vault word"}]},
+        ),
+        "ws:read",
+    ),
+    ("GET", "/memory/{user_id}/user-entity"): Case(
+        _c("GET", f"/memory/{A}/user-entity"), "ws:read"
+    ),
+    ("GET", "/memory/{user_id}/recent-timeline"): Case(
+        _c("GET", f"/memory/{A}/recent-timeline?days_back=7"), "ws:read"
+    ),
+    ("POST", "/memory/{user_id}/process-session"): Case(
+        lambda _w, p: Call("POST", f"/memory/{A}/process-session", json=_session(f"rp-{p}")),
+        "ws:write",
+    ),
+    ("POST", "/memory/{user_id}/commit-session"): Case(
+        lambda w, p: Call(
+            "POST", f"/memory/{A}/commit-session", json={"session_id": _stage(w, f"rc-{p}")}
+        ),
+        "ws:write",
+    ),
+    ("POST", "/memory/{user_id}/process-and-commit"): Case(
+        lambda _w, p: Call("POST", f"/memory/{A}/process-and-commit", json=_session(f"rpc-{p}")),
+        "ws:write",
+    ),
+    ("POST", "/memory/{user_id}/rebuild-index"): Case(
+        _c("POST", f"/memory/{A}/rebuild-index"), "ws:write"
+    ),
+    ("GET", "/memory/{user_id}/status"): Case(_c("GET", f"/memory/{A}/status"), "ws:read"),
+    ("GET", "/memory/{user_id}/validate"): Case(_c("GET", f"/memory/{A}/validate"), "ws:read"),
+    ("GET", "/memory/{user_id}/onboard-status"): Case(
+        _c("GET", f"/memory/{A}/onboard-status"), "ws:read"
+    ),
+    ("POST", "/memory/{user_id}/onboard"): Case(
+        _c("POST", f"/memory/{A}/onboard", json={"user_info": "I am Alpha, a tester."}),
+        "ws:write",
+    ),
+    ("POST", "/repos/setup"): Case(  # file:// is off here: allowed callers get 403 too
+        _c("POST", "/repos/setup", json={"repo_url": "file:///tmp/x.git", "user_id": A}),
+        "ws:write",
+        ok=403,
+    ),
+    ("GET", "/repos/status/{user_id}"): Case(_c("GET", f"/repos/status/{A}"), "ws:read"),
+    ("GET", "/server/users"): Case(_c("GET", "/server/users"), "any"),
+    ("POST", "/server/sync"): Case(_c("POST", "/server/sync"), "any"),
     # the MemOS overlay's admin and auth routes
     ("POST", "/admin/keys"): Case(
         lambda _w, p: Call(
@@ -529,6 +624,7 @@ def _seed(app: FastAPI) -> World:
     vault = store.put(A, VAULT, f"top secret: {MARKER_A}\n".encode(), message=f"hide {MARKER_A}")
     store.put(A, "notes/secret.md", f"# Secret\n\nThe vault word is {MARKER_A}.\n".encode())
     store.put(A, f"names/{MARKER_A}.txt", b"a path that names the marker")
+    store.put(A, f"{A}.md", b"# Alpha\n\nThe user entity of A (DiffMem's routes).\n")
     store.leases.acquire(A, f"lease-{MARKER_A}", "keeper", 3600)
     store.put(B, f"names/{MARKER_B}.txt", f"other secret: {MARKER_B}\n".encode())
     store.put(B, "notes/secret.md", f"# Secret\n\nThe vault word is {MARKER_B}.\n".encode())
@@ -558,6 +654,8 @@ def _seed(app: FastAPI) -> World:
         for who in PRINCIPALS
         for route in ("patch", "delete", "product")
     }
+        for session in (f"get-{who}", f"discard-{who}"):
+            app.state.sessions.process(A, session, "Met Ingrid at the Oslo office.")
     return World(
         app=app,
         client=TestClient(app),  # replaced by the fixture's, whose lifespan runs

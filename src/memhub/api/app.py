@@ -29,6 +29,9 @@ from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_
 from memhub.api.routes.proxy_v2 import router as proxy_v2_router
 from memhub.api.routes.items import router as items_router
 from memhub.api.routes.product import router as product_router
+from memhub.api.routes import diffmem as diffmem_routes
+from memhub.api.routes import repos as repo_routes
+from memhub.api.routes import sessions as session_routes
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         await limiter.close()
         await ui.sessions.store.close()
         items.close()
+        app.state.sessions.close()
         mem.close()
         if owns_store:
             store.close()
@@ -148,6 +152,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document
     mcp = mount_mcp(app)  # POST /mcp: streamable HTTP, behind the same admission
     app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
+    app.state.sessions = session_routes.build_sessions(settings, store, metrics)
+    app.state.llm = app.state.sessions.provider  # ChatProvider | None, for other features
+    for mine in (session_routes, diffmem_routes, repo_routes):  # issue 12
+        app.include_router(mine.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

@@ -7,6 +7,7 @@ import typer
 from memhub import __version__
 from memhub.cli import db, hooks, keys, lease, maintenance, mcp, memory, serve, sync
 from memhub.cli.items import app as items_app
+from memhub.cli import git as git_cli
 
 app = typer.Typer(
     name="memhub",
@@ -33,6 +34,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(lease.app, name="lease")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(items_app, name="items")
+app.add_typer(git_cli.app, name="git")
 
 
 @app.command("version")

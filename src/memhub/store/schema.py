@@ -133,3 +133,32 @@ api_keys = Table(
     Column("revoked", Boolean, nullable=False, default=False),
     Index("ix_api_keys_workspace", "workspace"),
 )
+
+# The edits a processed session proposes until it is committed (memory/sessions.py).
+staged_sessions = Table(
+    "staged_sessions",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("session_date", String(10), nullable=False),
+    Column("extractor", String(255), nullable=False),
+    Column("edits", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("author", String(255)),
+    Column("created_at", Float, nullable=False),
+    Column("committed_at", Float),
+    Column("commit_revs", Text),
+)
+
+# A workspace imported from (or mirrored with) a git repository (gitbridge/, /repos/*).
+repo_links = Table(
+    "repo_links",
+    metadata,
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("repo_url", Text, nullable=False),
+    Column("branch", String(255)),
+    Column("last_sync", Float, nullable=False),
+    Column("last_commit", String(64)),
+    Column("commits", Integer, nullable=False),
+)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import IO, Any
@@ -573,6 +573,63 @@ class Store:
             conn.execute(self.meta.upsert(files, ("workspace_id", "path")), values)
         self._notify(workspace, rev)
         return WriteResult(revision, created=current is None or current.deleted)
+
+    def put_many(
+        self,
+        workspace: str,
+        writes: Sequence[tuple[str, bytes | None, Precondition]],
+        *,
+        content_type: str | None = None,
+        author: str | None = None,
+        session_id: str | None = None,
+        message: str | None = None,
+        created_at: float | None = None,
+    ) -> list[WriteResult]:
+        """Several files in one transaction: ``(path, bytes or None to delete, precondition)``.
+        Every precondition holds and every write becomes a revision, or nothing is
+        written (the first failed precondition is raised). Bytes are made durable first.
+        ``created_at`` keeps an imported history's own times (the git bridge)."""
+        ws_id = self.workspace_id(workspace)
+        planned = [
+            (normalize_path(p), None if d is None else self._write_chunks(d, None), c)
+            for p, d, c in writes
+        ]
+        if len({p for p, _, _ in planned}) != len(planned):
+            raise BadRequest("a path may appear only once in a multi-file commit")
+        now = self.clock() if created_at is None else created_at
+        results: list[WriteResult] = []
+        with self.meta.write() as conn:
+            for path, content, precondition in planned:
+                rev = conn.execute(_BUMP_REV, {"ws": ws_id}).scalar_one()
+                current = self._current(conn, workspace, ws_id, path)
+                precondition.check(path, current)
+                fields: dict[str, Any] = {"rev": rev, "created_at": now, "author": author}
+                fields |= {"session_id": session_id, "message": message}
+                if content is None:
+                    if current is None or current.deleted:
+                        raise FileNotFound(f"File not found: {path}", context={"path": path})
+                    revision = replace(current, size=0, deleted=True, **fields)
+                else:
+                    self._record_content(conn, ws_id, content, now, True)
+                    revision = Revision(
+                        workspace=workspace,
+                        path=path,
+                        sha256=content.sha256,
+                        md5=content.md5,
+                        size=content.size,
+                        content_type=content_type or DEFAULT_CONTENT_TYPE,
+                        deleted=False,
+                        **fields,
+                    )
+                values = revision.to_dict()
+                del values["workspace"]
+                values["workspace_id"] = ws_id
+                conn.execute(_INSERT_REVISION, values)
+                conn.execute(self.meta.upsert(files, ("workspace_id", "path")), values)
+                results.append(WriteResult(revision, current is None or current.deleted))
+        if results:
+            self._notify(workspace, results[-1].revision.rev)
+        return results
 
     def _record_content(
         self, conn: Connection, ws_id: int, content: _Content, now: float, new_chunks: bool

@@ -90,16 +90,28 @@ def seed_orchestrated_search(
     memory: MemoryDep,
     principal: Annotated[Principal, Depends(get_principal)],
 ) -> dict[str, Any]:
-    """Search with the conversation as the query (the offline path: no LLM needed)."""
+    """Plan several queries from the conversation (the LLM when configured, else the
+    last messages and the names in them), search each, fuse with reciprocal rank fusion."""
+    from memhub.memory.analyzer import analyze, highlight
     from memhub.memory.context import conversation_text
+    from memhub.memory.orchestrate import orchestrated_search
 
     workspace = _workspace(request, principal, body.user_id, "read")
-    query = conversation_text(_conversation(body.conversation))
-    found = memory.search(workspace, query, k=10)
+    provider = request.app.state.sessions.provider
+    found = orchestrated_search(
+        memory, workspace, _conversation(body.conversation), k=10, provider=provider
+    )
+    terms = {t for q in found.queries for t in analyze(q)}
     return {
         "status": "success",
-        "results": found["results"],
-        "metadata": _meta(query=query, user_id=workspace, orchestrator="offline"),
+        "results": [h.to_dict(highlight(h.text, terms)) for h in found.hits],
+        "metadata": _meta(
+            query=conversation_text(_conversation(body.conversation)),
+            queries=found.queries,
+            user_id=workspace,
+            orchestrator=found.planner,
+            fusion="rrf",
+        ),
     }
 
 
