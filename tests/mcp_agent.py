@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp import Client
 from mcp_types import CallToolResult
+
+from mcp import Client
 
 WRITE_TOOLS = {"write_file", "edit_file", "delete_file", "restore_file"}
 READ_TOOLS = {

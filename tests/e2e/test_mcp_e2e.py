@@ -18,9 +18,9 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp import Client, StdioServerParameters
 from mcp_agent import READ_TOOLS, agent_flow, call, error
 
 pytestmark = pytest.mark.e2e

@@ -647,6 +647,8 @@ def _seed(app: FastAPI) -> World:
         store.put_chunk(A, sha(data), data)
         commit_chunks[who] = (sha(data), len(data))
         victims[who] = keys.create(B, ["read"], description=f"victim of {who}")[1].id
+        for session in (f"get-{who}", f"discard-{who}"):
+            app.state.sessions.process(A, session, "Met Ingrid at the Oslo office.")
     items: Items = app.state.items
     item_id = items.add(A, [Draft(f"The vault word is {MARKER_A}.", cube_id=A)])[0].item.id
     victim_items = {
@@ -654,8 +656,6 @@ def _seed(app: FastAPI) -> World:
         for who in PRINCIPALS
         for route in ("patch", "delete", "product")
     }
-        for session in (f"get-{who}", f"discard-{who}"):
-            app.state.sessions.process(A, session, "Met Ingrid at the Oslo office.")
     return World(
         app=app,
         client=TestClient(app),  # replaced by the fixture's, whose lifespan runs

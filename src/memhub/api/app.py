@@ -26,12 +26,12 @@ from memhub.api.middleware import (
 from memhub.api.notify import ChangeNotifier
 from memhub.api.preconditions import refuse_unsupported_preconditions
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
-from memhub.api.routes.proxy_v2 import router as proxy_v2_router
-from memhub.api.routes.items import router as items_router
-from memhub.api.routes.product import router as product_router
 from memhub.api.routes import diffmem as diffmem_routes
 from memhub.api.routes import repos as repo_routes
 from memhub.api.routes import sessions as session_routes
+from memhub.api.routes.items import router as items_router
+from memhub.api.routes.product import router as product_router
+from memhub.api.routes.proxy_v2 import router as proxy_v2_router
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,

@@ -6,8 +6,8 @@ import typer
 
 from memhub import __version__
 from memhub.cli import db, hooks, keys, lease, maintenance, mcp, memory, serve, sync
-from memhub.cli.items import app as items_app
 from memhub.cli import git as git_cli
+from memhub.cli.items import app as items_app
 
 app = typer.Typer(
     name="memhub",

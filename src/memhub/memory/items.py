@@ -113,7 +113,7 @@ class Items:
         else:
             alone = []
         if batch:
-            written = self.store.put_many(
+            written = self.store.put_each(
                 workspace,
                 [(p.item.path, render(p.item), p.condition()) for p in batch],
                 content_type=CONTENT_TYPE,

@@ -245,7 +245,7 @@ class Store:
             new_chunks=True,
         )
 
-    def put_many(
+    def put_each(
         self,
         workspace: str,
         writes: list[tuple[str, bytes, Precondition]],
@@ -261,7 +261,7 @@ class Store:
         ws_id = self.workspace_id(workspace)
         paths = [normalize_path(path) for path, _, _ in writes]
         if len(set(paths)) != len(paths):
-            raise BadRequest("put_many: the paths of one batch must be distinct")
+            raise BadRequest("put_each: the paths of one batch must be distinct")
         with ThreadPoolExecutor(max_workers=8) as pool:
             made = list(pool.map(lambda w: self._write_chunks(w[1], None), writes))
         out: list[WriteResult | PreconditionFailed | None] = [None] * len(writes)

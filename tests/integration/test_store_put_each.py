@@ -1,4 +1,4 @@
-"""``Store.put_many``: many small writes in one metadata transaction, on every metadata
+"""``Store.put_each``: many small writes in one metadata transaction, on every metadata
 backend (SQLite, PostgreSQL): one rev each, in order, preconditions per write, and a
 failed precondition writes nothing for its entry."""
 
@@ -12,14 +12,14 @@ from memhub.store import Precondition, Store, WriteResult
 StoreFactory = Callable[..., Store]
 
 
-def test_put_many_gives_each_write_its_own_rev(
+def test_put_each_gives_each_write_its_own_rev(
     make_memory_store: StoreFactory, new_name: Callable[..., str]
 ) -> None:
     store: Store = make_memory_store()
     ws = str(store.create_workspace(new_name())["name"])
     store.put(ws, "taken.md", b"old")
     head = store.head_rev(ws)
-    results = store.put_many(
+    results = store.put_each(
         ws,
         [
             ("a.md", b"alpha", Precondition(exists=False)),
@@ -45,17 +45,17 @@ def test_put_many_gives_each_write_its_own_rev(
     assert [c.path for c in changes] == ["a.md", "b.md"]
     # an update over a known hash
     sha = store.stat(ws, "a.md").sha256
-    [again] = store.put_many(ws, [("a.md", b"alpha 2", Precondition(sha256=sha))])
+    [again] = store.put_each(ws, [("a.md", b"alpha 2", Precondition(sha256=sha))])
     assert isinstance(again, WriteResult) and not again.created
 
 
-def test_put_many_shares_contents_within_and_across_batches(
+def test_put_each_shares_contents_within_and_across_batches(
     make_memory_store: StoreFactory, new_name: Callable[..., str]
 ) -> None:
     store: Store = make_memory_store()
     ws = str(store.create_workspace(new_name())["name"])
     store.put(ws, "old.md", b"same bytes")
-    results = store.put_many(
+    results = store.put_each(
         ws,
         [
             ("one.md", b"same bytes", Precondition()),
@@ -71,4 +71,4 @@ def test_put_many_shares_contents_within_and_across_batches(
     ):
         assert store.read_bytes(ws, path)[1] == data
     assert len(store.list_files(ws)) == 4
-    assert store.put_many(ws, []) == []
+    assert store.put_each(ws, []) == []
