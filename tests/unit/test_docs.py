@@ -31,8 +31,9 @@ def test_every_command_is_documented() -> None:
 
 
 def _readme_form(path: str) -> str:
-    # {path:path} is written {path} in the README, {workspace} is written {ws}
-    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path).replace("{workspace}", "{ws}")
+    # {path:path} is written {path} in the README, {workspace} {ws}, {namespace} {ns}
+    path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+    return path.replace("{workspace}", "{ws}").replace("{namespace}", "{ns}")
 
 
 def test_every_route_is_documented(tmp_path: Path) -> None:
