@@ -130,3 +130,27 @@ def test_sessions_and_orchestration_use_the_llm(
         failed = client.post("/memory/process-session", json={**body, "session_id": "llm-2"})
         assert failed.status_code == 502 and failed.json()["error_code"] == "LLM_UNAVAILABLE"
         assert client.get(f"{WS}/sessions/llm-2").status_code == 404
+
+
+def test_memos_add_in_fine_mode_stores_the_llms_facts(
+    fake: tuple[FakeOpenAI, str], tmp_path: Path
+) -> None:
+    """MemOS ``mode: fine`` with an LLM configured: one item per extracted fact (the fake
+    answers one fact per sentence), through the same provider as sessions."""
+    _, url = fake
+    settings = {"llm_base_url": url, "llm_model": "fake-1", "llm_api_key": "sk-test"}
+    with api_client(tmp_path / "data", raise_server_exceptions=False, **settings) as client:
+        body = {
+            "user_id": "default",
+            "writable_cube_ids": ["default"],
+            "messages": [{"role": "user", "content": "Ingrid moved to Oslo. Bob keeps bees."}],
+            "mode": "fine",
+            "async_mode": "sync",
+        }
+        added = client.post("/product/add", json=body)
+        assert added.status_code == 200, added.text
+        memories = sorted(d["memory"] for d in added.json()["data"])
+        assert len(memories) == 2, memories
+        assert "Oslo" in memories[0] + memories[1] and "bees" in memories[0] + memories[1]
+        fast = client.post("/product/add", json={**body, "mode": "fast"}).json()["data"]
+        assert [d["memory"] for d in fast] == ["Ingrid moved to Oslo. Bob keeps bees."]

@@ -48,6 +48,7 @@ from memhub.errors import Forbidden
 from memhub.mcp.http import mount_mcp
 from memhub.memory.embeddings import from_settings as embeddings_from
 from memhub.memory.items import Items
+from memhub.memory.llm_extractor import item_extractor
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
 from memhub.ui import build_ui
@@ -154,6 +155,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
     app.state.sessions = session_routes.build_sessions(settings, store, metrics)
     app.state.llm = app.state.sessions.provider  # ChatProvider | None, for other features
+    if app.state.llm is not None:  # MemOS add with mode "fine": facts by the same LLM
+        items.extractor = item_extractor(app.state.llm)
     for mine in (session_routes, diffmem_routes, repo_routes):  # issue 12
         app.include_router(mine.router)
 

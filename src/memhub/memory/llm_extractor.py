@@ -3,11 +3,13 @@
 - :func:`extract_llm`: a transcript → an :class:`Extraction` (the same writer
   then turns it into DiffMem files as for the offline extractor).
 - :func:`plan_queries`: a conversation → search queries for orchestrated search.
+- :func:`item_extractor`: MemOS ``mode: fine`` (an exchange → facts, one item each).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from memhub.memory.dates import resolve_dates
@@ -123,3 +125,15 @@ def answer(provider: ChatProvider, conversation_text: str, memories: list[str]) 
     )
     result = provider.complete_json([{"role": "user", "content": prompt}], ANSWER_SCHEMA)
     return str(result["response"])
+
+
+def item_extractor(provider: ChatProvider) -> Callable[[list[dict[str, str]]], list[str]]:
+    """MemOS ``mode: fine`` for memory items: the facts an exchange states (one item
+    each), by the same prompt and schema as a session's extraction."""
+
+    def extract(messages: list[dict[str, str]]) -> list[str]:
+        transcript = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+        today = datetime.now(UTC).date()
+        return [fact.text for fact in extract_llm(provider, transcript, today, "user", []).facts]
+
+    return extract
