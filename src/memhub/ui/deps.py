@@ -110,8 +110,13 @@ async def check_csrf(request: Request, ui: Annotated[Ui, Depends(get_ui)]) -> Ui
     """Every state-changing form carries the session's CSRF token (a field or the
     ``X-CSRF-Token`` header), and comes from this origin when the browser says so."""
     origin = request.headers.get("origin")
-    # the host only: behind a TLS proxy the browser says https while this process sees http
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+    # the host only: behind a TLS proxy the browser says https while this process sees http.
+    # "null" is what a browser sends under our Referrer-Policy: no-referrer (the token decides)
+    if (
+        origin is not None
+        and origin != "null"
+        and urlsplit(origin).netloc != request.headers.get("host", "")
+    ):
         raise CsrfRejected("cross-origin form post refused", context={"origin": origin[:200]})
     presented = request.headers.get("x-csrf-token")
     if presented is None:
