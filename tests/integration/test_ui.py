@@ -270,6 +270,17 @@ def test_csrf_is_required_on_every_form(app: FastAPI, ui: TestClient) -> None:
         headers={"origin": "https://evil.example"},
     )
     assert cross.status_code == 403
+    for origin in ("https://127.0.0.1.evil.example", "http://127.0.0.1:9", "evil"):
+        refused = ui.post(
+            "/ui/w/alpha/save", data={**data, "csrf": token}, headers={"origin": origin}
+        )
+        assert refused.status_code == 403, origin
+    behind_tls_proxy = ui.post(
+        "/ui/w/alpha/save",
+        data={**data, "path": "csrf-proxy.md", "csrf": token},
+        headers={"origin": "https://127.0.0.1"},
+    )
+    assert behind_tls_proxy.status_code == 303
     with pytest.raises(FileNotFound):
         app.state.store.stat(A, "csrf.md")
     assert ui.post("/ui/w/alpha/save", data={**data, "csrf": token}).status_code == 303
