@@ -24,6 +24,11 @@ import httpx
 import pytest
 from loopback_lb import LoadBalancer
 
+from memhub.client import MemhubClient
+from memhub.sync.dbstate import SyncState
+from memhub.sync.dbsync import push
+from memhub.sync.folder import FolderSync
+
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.s3, pytest.mark.redis,
               pytest.mark.slow]  # fmt: skip
 
@@ -154,6 +159,16 @@ def test_two_nodes_behind_a_balancer_survive_a_kill(
         report: dict[str, Any] = json.loads(done.stdout)
         return report
 
+    def laptop_sync() -> None:  # the laptop runs in-process, the desktop the CLI
+        with MemhubClient(balancer.base_url, key, "default") as client:
+            report = FolderSync(laptop, client, host="laptop").run().to_dict()
+        assert report["errors"] == [], report
+
+    def laptop_push() -> dict[str, Any]:
+        with MemhubClient(balancer.base_url, key, "default") as client:
+            return push(client, db, holder="host-laptop", state=laptop_state)
+
+    laptop_state = SyncState(tmp_path / "laptop-dbsync.json")
     laptop, desktop = tmp_path / "laptop", tmp_path / "desktop"
     laptop.mkdir()
     desktop.mkdir()
@@ -170,10 +185,10 @@ def test_two_nodes_behind_a_balancer_survive_a_kill(
             (laptop / "notes.md").write_text("# notes from the laptop\n")
             (laptop / "ideas").mkdir()
             (laptop / "ideas" / "one.md").write_text("idea one\n")
-            cli("laptop", "sync", laptop)
+            laptop_sync()
             cli("desktop", "sync", desktop)
             assert (desktop / "ideas" / "one.md").read_text() == "idea one\n"
-            pushed = cli("laptop", "db", "push", db)
+            pushed = laptop_push()
             assert not pushed["skipped"]
             writer.wait_for(20)
             assert balancer.served[0] > 0 and balancer.served[1] > 0, balancer.served
@@ -186,14 +201,14 @@ def test_two_nodes_behind_a_balancer_survive_a_kill(
             (desktop / "from-desktop.md").write_text("written after the kill\n")
             (desktop / "notes.md").write_text("# notes, edited on the desktop\n")
             cli("desktop", "sync", desktop)
-            cli("laptop", "sync", laptop)
+            laptop_sync()
             assert (laptop / "from-desktop.md").read_text() == "written after the kill\n"
             assert (laptop / "notes.md").read_text() == "# notes, edited on the desktop\n"
             copy = tmp_path / "elsewhere" / "app.db"
             pulled = cli("desktop", "db", "pull", copy, "--name", "app")
             assert pulled["sha256"] == pushed["sha256"] and rows(copy) == 2000
             make_db(db, 500, "second " * 30)
-            again = cli("laptop", "db", "push", db)
+            again = laptop_push()
             assert not again["skipped"] and again["rev"] > pushed["rev"]
             cli("desktop", "db", "pull", copy, "--name", "app")
             assert rows(copy) == 2500
