@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.context import ServerRequestContext
@@ -115,7 +115,9 @@ def _add_resources(server: MCPServer[Connector]) -> None:
     async def load_memory_context(
         ctx: Context,
         message: Annotated[str, Field(description="What the conversation is about.")],
-        depth: Annotated[str, Field(description="basic | wide | deep | temporal")] = "wide",
+        depth: Annotated[
+            Literal["basic", "wide", "deep", "temporal"], Field(description="How much to load.")
+        ] = "wide",
     ) -> list[UserMessage]:
         h = connector_of(ctx).hub(ctx.request_context.request)
         try:
