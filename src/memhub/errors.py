@@ -8,6 +8,7 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     ├── BadRequest                  400 BAD_REQUEST
     │   ├── InvalidPath             400 INVALID_PATH
     │   ├── InvalidChecksum         400 CHECKSUM_MISMATCH
+    │   ├── InvalidContentType      400 INVALID_CONTENT_TYPE
     │   └── ChunksMissing           400 CHUNKS_MISSING
     ├── Unauthorized                401 UNAUTHORIZED
     ├── Forbidden                   403 FORBIDDEN
@@ -18,6 +19,7 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     │   └── LeaseNotFound           404 LEASE_NOT_FOUND
     ├── Conflict                    409 CONFLICT
     │   ├── WorkspaceExists         409 WORKSPACE_EXISTS
+    │   ├── PathConflict            409 PATH_CONFLICT   (differs only in case from a live path)
     │   ├── LeaseHeld               409 LEASE_HELD
     │   └── LeaseLost               409 LEASE_LOST
     ├── PreconditionFailed          412 PRECONDITION_FAILED
@@ -25,7 +27,8 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     ├── PayloadTooLarge             413 PAYLOAD_TOO_LARGE
     ├── RateLimited                 429 RATE_LIMITED
     ├── StorageUnavailable          503 STORAGE_UNAVAILABLE
-    └── BlobMissing                 500 BLOB_MISSING   (the store is damaged: run `memhub fsck`)
+    ├── BlobMissing                 500 BLOB_MISSING   (the store is damaged: run `memhub fsck`)
+    └── StorageCorrupt              500 STORAGE_CORRUPT (a chunk failed its sha256 on read)
 
 Third-party exceptions are translated at the boundary with
 ``raise StorageUnavailable(...) from exc``; ``hint`` tells the user what to do.
@@ -83,6 +86,10 @@ class InvalidChecksum(BadRequest):
     code = "CHECKSUM_MISMATCH"
 
 
+class InvalidContentType(BadRequest):
+    code = "INVALID_CONTENT_TYPE"
+
+
 class ChunksMissing(BadRequest):
     code = "CHUNKS_MISSING"
 
@@ -127,6 +134,10 @@ class WorkspaceExists(Conflict):
     code = "WORKSPACE_EXISTS"
 
 
+class PathConflict(Conflict):
+    code = "PATH_CONFLICT"
+
+
 class LeaseHeld(Conflict):
     code = "LEASE_HELD"
 
@@ -162,3 +173,8 @@ class StorageUnavailable(MemhubError):
 class BlobMissing(MemhubError):
     status = 500
     code = "BLOB_MISSING"
+
+
+class StorageCorrupt(MemhubError):
+    status = 500
+    code = "STORAGE_CORRUPT"

@@ -20,6 +20,7 @@ from memhub.api.errors import install_error_handlers
 from memhub.api.metrics import Metrics, MetricsMiddleware
 from memhub.api.middleware import (
     BodyLimitMiddleware,
+    CatchAllMiddleware,
     PathGuardMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     notifier = ChangeNotifier()
     store.add_listener(notifier.notify)
     metrics = Metrics()
+    store.add_corruption_listener(lambda _sha: metrics.corrupt_chunks.inc())
     keys = KeyStore(store.meta, cache_seconds=settings.key_cache_seconds)
     tokens = TokenCodec(
         settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir),
@@ -145,7 +147,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     # added innermost first: the request passes SecurityHeaders → CORS → Metrics →
     # Admission → PathGuard → BodyLimit → the route (admission first, so that every
     # answer but the exempt routes' counts against a window and carries its headers)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_json_bytes=settings.max_json_bytes,
+    )
     app.add_middleware(PathGuardMiddleware)
     app.add_middleware(
         AdmissionMiddleware,
@@ -172,4 +178,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             ],
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(CatchAllMiddleware)
     return app

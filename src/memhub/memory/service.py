@@ -61,11 +61,22 @@ class Memory:
     def rebuild(self, workspace: str) -> dict[str, Any]:
         files = self.index.rebuild(workspace)
         index = self.index.workspace(workspace)
-        return {"files": files, "blocks": index.num_docs(), "rev": index.applied_rev}
+        return {
+            "files": files,
+            "blocks": index.num_docs(),
+            "rev": index.applied_rev,
+            "problems": sorted(index.problems.values(), key=lambda p: p["path"]),
+        }
 
     def status(self, workspace: str) -> dict[str, Any]:
+        """Blocks, the last applied rev, and the files the index could not take as they
+        are (``unreadable``: damaged bytes, retried; ``parse``: indexed as plain text)."""
         index = self.index.current(workspace)
-        return {"blocks": index.num_docs(), "rev": index.applied_rev}
+        return {
+            "blocks": index.num_docs(),
+            "rev": index.applied_rev,
+            "problems": sorted(index.problems.values(), key=lambda p: p["path"]),
+        }
 
     def close(self) -> None:
         self.index.close()

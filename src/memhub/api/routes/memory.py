@@ -143,14 +143,22 @@ def seed_rebuild(
     }
 
 
+# Unix times of 0001-01-01 and 9999-12-31: what an ISO date can say, and what the
+# index's 64-bit date field holds without overflow.
+MIN_TIME = -62_135_596_800.0
+MAX_TIME = 253_402_300_799.0
+UnixTime = Annotated[float, Field(ge=MIN_TIME, le=MAX_TIME, allow_inf_nan=False)]
+IsoDate = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class SearchRequest(BaseModel):
     query: str = Field(default="", max_length=10_000)
     k: int = Field(default=10, ge=1, le=MAX_K)
     offset: int = Field(default=0, ge=0, le=10_000)
     path_prefix: str | None = Field(default=None, max_length=1024)
     file_kinds: list[str] = Field(default_factory=list, max_length=16)
-    since: float | str | None = None
-    until: float | str | None = None
+    since: UnixTime | IsoDate | None = None
+    until: UnixTime | IsoDate | None = None
     always_load_only: bool = False
 
 

@@ -149,7 +149,6 @@ async def write_file(
     fence = fence_from(x_memhub_lease, x_memhub_lease_token)
     message = header_text(x_memhub_message)
     session_id = header_text(x_memhub_session_id, MAX_HEADER_TEXT)
-    content_type = header_text(content_type, MAX_HEADER_TEXT)
     body = await receive_body(request)
     try:
         result = await run_in_threadpool(
