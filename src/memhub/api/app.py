@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,7 +25,9 @@ from memhub.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from memhub.api.notify import ChangeNotifier
+from memhub.api.openapi import install_openapi
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes.common import reject_unknown_query
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -116,6 +118,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         description="A self-hosted memory hub for AI agents: versioned files, sync, "
         "search and context.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_openapi
+        redoc_url=None,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.store = store
@@ -130,11 +135,19 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus(request: Request) -> Response:
+        """Prometheus metrics (text format)."""
         if not settings.metrics_public and not (await get_principal(request)).is_admin:
             raise Forbidden("metrics need an admin key (MEMHUB_METRICS_PUBLIC=false)")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    public = {"/auth/github"} | ({"/metrics"} if settings.metrics_public else set())
+    install_openapi(app, public_paths=frozenset(public))
 
     policy = AdmissionPolicy(
         limit=settings.rate_limit,

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.routes.common import (
     MAX_INT64,
     PrincipalDep,
     StoreDep,
+    StrictBody,
     access,
     fence_from,
     precondition_from_headers,
@@ -29,21 +30,21 @@ MAX_WAIT = 60.0
 RECHECK = 1.0  # how often a long-poll re-reads the database (writes via other nodes)
 
 
-class MissingRequest(BaseModel):
+class MissingRequest(StrictBody):
     chunks: list[str] = Field(max_length=MAX_MANIFEST_CHUNKS)
 
 
-class ChunkModel(BaseModel):
+class ChunkModel(StrictBody):
     sha256: str = Field(min_length=64, max_length=64)
     size: int = Field(ge=0, le=MAX_INT64)
 
 
-class LeaseFence(BaseModel):
+class LeaseFence(StrictBody):
     name: str
     token: int
 
 
-class CommitRequest(BaseModel):
+class CommitRequest(StrictBody):
     path: str
     sha256: str = Field(min_length=64, max_length=64)
     chunks: list[ChunkModel] = Field(max_length=MAX_MANIFEST_CHUNKS)
