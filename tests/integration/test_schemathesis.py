@@ -52,6 +52,9 @@ def _build() -> tuple[Any, dict[str, str | None]]:
     return app, {"admin": app.state.test_key, "read-only": read_only, "no key": None}
 
 
+POSITIVE_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429"]
+
+
 def _schema(key: str | None) -> Any:
     """The live document, with ``key`` as the bearer credential Schemathesis sends (and
     leaves out in the cases that test a missing one).
@@ -61,12 +64,7 @@ def _schema(key: str | None) -> Any:
     precondition on content that is not there). Everything else is Schemathesis' default.
     """
     config: dict[str, Any] = {
-        "checks": {
-            "positive_data_acceptance": {
-                "expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "409", "412"]
-                + ["429"]
-            }
-        }
+        "checks": {"positive_data_acceptance": {"expected-statuses": POSITIVE_STATUSES}}
     }
     if key is not None:
         config["auth"] = {"openapi": {"bearer": {"bearer": key}}}

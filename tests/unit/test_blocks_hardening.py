@@ -30,9 +30,9 @@ def test_a_heading_with_a_long_run_of_spaces_parses_at_once() -> None:
 
 @pytest.mark.timeout(20)  # the old DiffMem splitter scanned to the end for every header
 def test_many_diffmem_headers_without_end_are_linear() -> None:
-    text = "### x\nline\n" * 10_000
+    text = "### x\nline\n" * 7_000
     blocks = split_file("memories/people/p.md", text)
-    assert len(blocks) == 10_000
+    assert len(blocks) == 7_000
     assert all(b.kind == "section" for b in blocks)
 
 
@@ -144,3 +144,15 @@ def test_bad_front_matter_keeps_the_item_and_reports_why(front: str) -> None:
 
 def test_parse_front_matter_without_any() -> None:
     assert parse_front_matter("no front matter\n") == ({}, "no front matter\n", 0)
+
+
+def test_more_structure_than_the_budget_is_paragraphs_and_says_so() -> None:
+    from memhub.memory.blocks.markdown import MAX_BLOCK_STARTS
+
+    text = "## x\ny\n" * (MAX_BLOCK_STARTS + 1)
+    blocks, error = split_file_checked("notes/dense.md", text)
+    assert error is not None and "paragraphs" in error
+    assert [b.kind for b in blocks] == ["paragraph"]
+    under = "## x\ny\n" * (MAX_BLOCK_STARTS // 2)
+    blocks, error = split_file_checked("notes/ok.md", under)
+    assert error is None and len(blocks) == MAX_BLOCK_STARTS // 2

@@ -20,7 +20,8 @@ docstring whose first line is the summary, and declare any status the route
 answers beyond the common ones with ``responses=error_responses(409, …)`` (or
 ``responses={201: {...}}`` for a success status) on the decorator.
 
-``/docs`` serves Swagger UI from the ``swagger-ui-bundle`` package: no CDN.
+``/docs`` serves Swagger UI from the ``swagger-ui-bundle`` package: no CDN (and so no
+``/redoc``, whose script only a CDN offers).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
@@ -230,7 +231,12 @@ def install_openapi(app: FastAPI, *, public_paths: frozenset[str]) -> None:
             swagger_js_url="/docs/swagger-ui-bundle.js",
             swagger_css_url="/docs/swagger-ui.css",
             swagger_favicon_url="/docs/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
         )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
     for url, name in DOCS_ASSETS.items():
         _add_asset(app, url, assets / name)

@@ -26,6 +26,33 @@ from memhub.memory.blocks.model import (
 )
 
 _MD = MarkdownIt("commonmark", {"maxNesting": 20}).disable("inline")
+# markdown-it's cost is per token, not per byte: a heading every other line costs ~50x
+# prose of the same size. Above this many block starts (a cheap count: a line after a
+# blank one, or one that opens a heading, quote, list, fence, table or setext line),
+# a file is cut into paragraphs instead, and the index reports why.
+MAX_BLOCK_STARTS = 8_000
+_OPENERS = frozenset("#>-*+=`~|<0123456789")
+
+
+class StructureBudgetExceeded(ValueError):
+    """A text with more block structure than :data:`MAX_BLOCK_STARTS`."""
+
+
+def count_block_starts(lines: list[str], limit: int = MAX_BLOCK_STARTS) -> int:
+    """Lines that may start a block, counted up to just past ``limit`` (linear, cheap)."""
+    count = 0
+    previous_blank = True
+    for line in lines:
+        body = line.lstrip(" \t")
+        if not body:
+            previous_blank = True
+            continue
+        if previous_blank or body[0] in _OPENERS or len(line) - len(body) >= 4:
+            count += 1
+            if count > limit:
+                break
+        previous_blank = False
+    return count
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +77,10 @@ class Outline:
 
     def __init__(self, text: str) -> None:
         self.lines = text.split("\n")
+        if count_block_starts(self.lines) > MAX_BLOCK_STARTS:
+            raise StructureBudgetExceeded(
+                f"over {MAX_BLOCK_STARTS} blocks of markdown structure: cut into paragraphs"
+            )
         # lone CRs would be line breaks to markdown-it but not to str.split("\n"):
         # blank them (same length) so that its line numbers are ours
         tokens = _MD.parse(text.replace("\r", " "))
