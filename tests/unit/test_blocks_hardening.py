@@ -7,7 +7,12 @@ import json
 
 import pytest
 
-from memhub.memory.blocks import MAX_PARSE_CHARS, split_file, split_file_checked
+from memhub.memory.blocks import (
+    MAX_BLOCK_CHARS,
+    MAX_PARSE_CHARS,
+    split_file,
+    split_file_checked,
+)
 from memhub.memory.blocks.items import MAX_FRONT_MATTER_BYTES, parse_front_matter
 
 
@@ -152,7 +157,9 @@ def test_more_structure_than_the_budget_is_paragraphs_and_says_so() -> None:
     text = "## x\ny\n" * (MAX_BLOCK_STARTS + 1)
     blocks, error = split_file_checked("notes/dense.md", text)
     assert error is not None and "paragraphs" in error
-    assert [b.kind for b in blocks] == ["paragraph"]
+    assert {b.kind for b in blocks} == {"paragraph"}
+    assert max(len(b.text) for b in blocks) <= MAX_BLOCK_CHARS  # cut between lines
+    assert blocks[-1].line_end == text.count("\n")
     under = "## x\ny\n" * (MAX_BLOCK_STARTS // 2)
     blocks, error = split_file_checked("notes/ok.md", under)
     assert error is None and len(blocks) == MAX_BLOCK_STARTS // 2

@@ -14,6 +14,7 @@ from memhub.store import Store
 from memhub.store.paths import normalize_prefix
 
 MAX_K = 200
+SNIPPET_SOURCE = 16 * 1024  # a snippet is found in a block's first 16 KiB (bounded work)
 
 
 class Memory:
@@ -45,7 +46,7 @@ class Memory:
             "query": query,
             "total": total,
             "offset": offset,
-            "results": [h.to_dict(highlight(h.text, terms)) for h in hits],
+            "results": [h.to_dict(highlight(h.text[:SNIPPET_SOURCE], terms)) for h in hits],
         }
 
     def context(

@@ -11,7 +11,7 @@ from typing import Any
 
 from memhub.memory.blocks.items import parse_time
 from memhub.memory.blocks.markdown import split_markdown
-from memhub.memory.blocks.model import MARKDOWN_SUFFIXES, Block
+from memhub.memory.blocks.model import MARKDOWN_SUFFIXES, MAX_BLOCK_CHARS, Block
 
 _TURN_LINE = re.compile(
     r"[ \t]*(?:\[(?P<id>[^\]]{1,40})\][ \t]*)?(?P<speaker>[\w .'-]{1,40}):[ \t]+(?P<text>.+)"
@@ -179,24 +179,32 @@ def _line_turns(path: str, text: str) -> list[Block] | None:
 
 
 def split_paragraphs(path: str, text: str, file_kind: str) -> list[Block]:
+    """One block per paragraph (lines between blank lines); a paragraph over
+    :data:`MAX_BLOCK_CHARS` is cut between its lines, so no block is unbounded
+    (this is also the fallback for files over a parser's budget)."""
     blocks = []
     lines = text.split("\n")
     start: int | None = None
+    size = 0
     for i, line in enumerate([*lines, ""]):
-        if line.strip() and start is None:
-            start = i
-        elif not line.strip() and start is not None:
-            blocks.append(
-                Block(
-                    path=path,
-                    seq=0,
-                    kind="paragraph",
-                    file_kind=file_kind,
-                    heading=(),
-                    text="\n".join(lines[start:i]),
-                    line_start=start + 1,
-                    line_end=i,
-                )
-            )
+        blank = not line.strip()
+        if start is not None and (blank or size + len(line) > MAX_BLOCK_CHARS):
+            blocks.append(_paragraph(path, file_kind, lines, start, i))
             start = None
+        if not blank and start is None:
+            start, size = i, 0
+        size += len(line) + 1
     return blocks
+
+
+def _paragraph(path: str, file_kind: str, lines: list[str], start: int, end: int) -> Block:
+    return Block(
+        path=path,
+        seq=0,
+        kind="paragraph",
+        file_kind=file_kind,
+        heading=(),
+        text="\n".join(lines[start:end]),
+        line_start=start + 1,
+        line_end=end,
+    )
