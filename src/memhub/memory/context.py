@@ -30,8 +30,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func, select
-
 from memhub.errors import (
     BadRequest,
     BlobMissing,
@@ -42,7 +40,6 @@ from memhub.errors import (
 from memhub.memory.blocks import Block, classify, split_file
 from memhub.memory.index import Hit, SearchFilters, SearchIndex, decode_text
 from memhub.store import Store
-from memhub.store.schema import revisions
 
 Depth = Literal["basic", "wide", "deep", "temporal"]
 DEPTHS: tuple[str, ...] = ("basic", "wide", "deep", "temporal")
@@ -191,14 +188,8 @@ class ContextAssembler:
     # -- entity ranking ------------------------------------------------------
 
     def rank_entities(self, workspace: str, hits: list[Hit]) -> list[tuple[str, float]]:
-        ws_id = self.store.workspace_id(workspace)
         now = self.store.clock()
-        with self.store.meta.read() as conn:
-            rows = conn.execute(
-                select(revisions.c.path, func.count(), func.max(revisions.c.created_at))
-                .where(revisions.c.workspace_id == ws_id)
-                .group_by(revisions.c.path)
-            ).all()
+        rows = self.store.path_activity(workspace)
         live = {h.path for h in self.store.list_files(workspace, limit=10_000)}
         activity: dict[str, float] = {}
         for path, count, last in rows:

@@ -780,6 +780,18 @@ class Store:
             rows = conn.execute(stmt).all()
         return [_row_to_revision(workspace, r) for r in rows]
 
+    def path_activity(self, workspace: str) -> list[tuple[str, int, float]]:
+        """(path, how many revisions it has, when the newest was written) for every path
+        with history (what ranks entities by activity)."""
+        ws_id = self.workspace_id(workspace)
+        with self.meta.read() as conn:
+            rows = conn.execute(
+                select(revisions.c.path, func.count(), func.max(revisions.c.created_at))
+                .where(revisions.c.workspace_id == ws_id)
+                .group_by(revisions.c.path)
+            ).all()
+        return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
     def sync_index(self, workspace: str) -> list[Revision]:
         """The head of every path, tombstones included (the seed's ``GET /sync``)."""
         ws_id = self.workspace_id(workspace)
