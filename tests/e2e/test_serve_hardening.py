@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from conftest import ServerFactory
 
 pytestmark = [pytest.mark.e2e]
 
@@ -41,7 +41,7 @@ def _read_response(sock: socket.socket) -> bytes:
     return head
 
 
-def test_forwarded_for_headers_and_keep_alive(memhub_server: ServerFactory, tmp_path: Path) -> None:
+def test_forwarded_for_headers_and_keep_alive(memhub_server: Any, tmp_path: Path) -> None:
     server = memhub_server(
         env={"MEMHUB_RATE_LIMIT_ENABLED": "true", "MEMHUB_RATE_LIMIT": str(LIMIT)}
     )

@@ -39,7 +39,7 @@ from apiclient import build_app
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-MAX_EXAMPLES = 6
+MAX_EXAMPLES = 4
 
 
 def _build() -> tuple[Any, dict[str, str | None]]:
