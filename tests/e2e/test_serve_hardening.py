@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-
 pytestmark = [pytest.mark.e2e]
 
 LIMIT = 20
