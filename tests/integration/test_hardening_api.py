@@ -450,3 +450,52 @@ def test_a_damaged_file_is_reported_by_the_index_and_retried(tmp_path: Path) -> 
         found = client.post(f"{WS}/search", json={"query": "recoverable"}).json()["results"]
         assert [r["path"] for r in found] == ["r.md"]
         assert client.get(f"{WS}/index").json()["problems"] == []
+
+
+# -- item 16: the document describes the API; /docs works offline ---------------------------
+
+
+def test_docs_are_served_from_the_package_not_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs", headers={"authorization": ""})
+    assert page.status_code == 200
+    assert "cdn." not in page.text and "/docs/swagger-ui-bundle.js" in page.text
+    for asset in ("/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css"):
+        response = client.get(asset, headers={"authorization": ""})
+        assert response.status_code == 200 and len(response.content) > 10_000
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+def test_the_document_has_security_errors_summaries_and_tags(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert len(op["tags"]) == 1, (method, path)
+            assert not op["summary"].startswith(("Seed ", "V1 ")), op["summary"]
+            if "422" in op["responses"] and method != "head":
+                assert op["responses"]["422"]["content"]["application/json"]["schema"] == error
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    files = doc["paths"]["/v1/workspaces/{workspace}/files/{path}"]
+    assert {"201", "412", "409"} <= files["put"]["responses"].keys()
+    assert "304" in files["get"]["responses"]
+    assert doc["paths"]["/health"]["get"]["security"] == []
+    assert "/metrics" in doc["paths"]
+    tags = {op["tags"][0] for item in doc["paths"].values() for op in item.values()}
+    assert {"files (memory proxy)", "v1 files", "v1 sync", "v1 memory", "health"} <= tags
+
+
+def test_405_lists_every_method_of_the_path(client: TestClient) -> None:
+    response = client.patch(f"{WS}/files/a.md")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, PUT, DELETE"
+    assert client.request("PATCH", f"{WS}/chunks/missing").headers["allow"] == "POST"
+
+
+def test_unknown_query_parameters_and_lax_json_are_refused(client: TestClient) -> None:
+    assert_error(client.get(f"{WS}/files?prefx=notes/"), 400)
+    assert client.get(f"{WS}/files?prefix=notes/").status_code == 200
+    lease = client.post(f"{WS}/leases/l", json={"holder": "h", "force": 0})
+    assert_error(lease, 422, "VALIDATION_ERROR")
+    assert_error(client.post(f"{WS}/search", json={"query": "a", "k": "5"}), 422)
+    assert client.post(f"{WS}/search", json={"query": "a", "k": 5.0}).status_code == 200
