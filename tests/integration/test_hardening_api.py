@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -327,16 +328,30 @@ def test_paths_a_client_cannot_write_are_400(client: TestClient, name: str) -> N
     assert_error(client.put(f"{WS}/files/dir/{name}", content=b"x"), 400, "INVALID_PATH")
 
 
-def test_a_second_path_differing_only_in_case_is_409(client: TestClient) -> None:
-    assert client.put(f"{WS}/files/Notes/Case.md", content=b"1").status_code == 201
-    body = assert_error(client.put(f"{WS}/files/notes/case.md", content=b"2"), 409)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """A client over each metadata database (on PostgreSQL, a workspace of its own)."""
+    options: dict[str, Any] = {}
+    if request.param == "postgresql":
+        options["database_url"] = request.getfixturevalue("postgres_url")
+        options["default_workspace"] = f"hardening-{uuid.uuid4().hex[:12]}"
+    with api_client(tmp_path, raise_server_exceptions=False, **options) as c:
+        c.headers["x-test-ws"] = options.get("default_workspace", "default")
+        yield c
+
+
+def test_a_second_path_differing_only_in_case_is_409(backend_client: TestClient) -> None:
+    client = backend_client
+    ws = f"/v1/workspaces/{client.headers['x-test-ws']}"
+    assert client.put(f"{ws}/files/Notes/Case.md", content=b"1").status_code == 201
+    body = assert_error(client.put(f"{ws}/files/notes/case.md", content=b"2"), 409)
     assert body["error_code"] == "PATH_CONFLICT"
     assert body["context"]["existing"] == "Notes/Case.md"
     assert_error(client.put("/blob/NOTES/CASE.MD", content=b"3"), 409, "PATH_CONFLICT")
     # the same name is still writable, and once it is deleted the other case is free
-    assert client.put(f"{WS}/files/Notes/Case.md", content=b"4").status_code == 200
-    assert client.delete(f"{WS}/files/Notes/Case.md").status_code == 200
-    assert client.put(f"{WS}/files/notes/case.md", content=b"5").status_code == 201
+    assert client.put(f"{ws}/files/Notes/Case.md", content=b"4").status_code == 200
+    assert client.delete(f"{ws}/files/Notes/Case.md").status_code == 200
+    assert client.put(f"{ws}/files/notes/case.md", content=b"5").status_code == 201
 
 
 def test_invalid_utf8_in_a_percent_encoded_path_is_400(tmp_path: Path) -> None:
