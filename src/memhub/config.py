@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     default_workspace: str = "default"
 
     max_body_bytes: int = 1024**3
+    max_json_bytes: int = 16 * 1024**2
     chunk_size: int = 4 * 1024**2
     max_chunk_bytes: int = 16 * 1024**2
     index_dir: Path | None = None

@@ -9,6 +9,7 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     │   ├── InvalidPath             400 INVALID_PATH
     │   ├── InvalidChecksum         400 CHECKSUM_MISMATCH
     │   ├── UnsupportedPrecondition 400 UNSUPPORTED_PRECONDITION
+    │   ├── InvalidContentType      400 INVALID_CONTENT_TYPE
     │   └── ChunksMissing           400 CHUNKS_MISSING
     ├── Unauthorized                401 UNAUTHORIZED
     ├── Forbidden                   403 FORBIDDEN
@@ -21,6 +22,7 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     ├── Conflict                    409 CONFLICT
     │   ├── SessionConflict         409 SESSION_CONFLICT
     │   ├── WorkspaceExists         409 WORKSPACE_EXISTS
+    │   ├── PathConflict            409 PATH_CONFLICT   (differs only in case from a live path)
     │   ├── LeaseHeld               409 LEASE_HELD
     │   └── LeaseLost               409 LEASE_LOST
     ├── PreconditionFailed          412 PRECONDITION_FAILED
@@ -29,7 +31,8 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     ├── RateLimited                 429 RATE_LIMITED
     ├── LLMUnavailable              502 LLM_UNAVAILABLE
     ├── StorageUnavailable          503 STORAGE_UNAVAILABLE
-    └── BlobMissing                 500 BLOB_MISSING   (the store is damaged: run `memhub fsck`)
+    ├── BlobMissing                 500 BLOB_MISSING   (the store is damaged: run `memhub fsck`)
+    └── StorageCorrupt              500 STORAGE_CORRUPT (a chunk failed its sha256 on read)
 
 Third-party exceptions are translated at the boundary with
 ``raise StorageUnavailable(...) from exc``; ``hint`` tells the user what to do.
@@ -93,6 +96,10 @@ class UnsupportedPrecondition(BadRequest):
     code = "UNSUPPORTED_PRECONDITION"
 
 
+class InvalidContentType(BadRequest):
+    code = "INVALID_CONTENT_TYPE"
+
+
 class ChunksMissing(BadRequest):
     code = "CHUNKS_MISSING"
 
@@ -135,6 +142,10 @@ class Conflict(MemhubError):
 
 class WorkspaceExists(Conflict):
     code = "WORKSPACE_EXISTS"
+
+
+class PathConflict(Conflict):
+    code = "PATH_CONFLICT"
 
 
 class LeaseHeld(Conflict):
@@ -192,3 +203,8 @@ class LLMUnavailable(MemhubError):
 
     status = 502
     code = "LLM_UNAVAILABLE"
+
+
+class StorageCorrupt(MemhubError):
+    status = 500
+    code = "STORAGE_CORRUPT"

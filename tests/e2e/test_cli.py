@@ -157,8 +157,12 @@ def test_fsck_names_a_chunk_corrupted_by_hand(
     server = memhub_server(data_dir)
     with server.client() as http:
         assert http.get("/v1/workspaces/default/files/notes/good.md").content == good
-        response = http.get("/v1/workspaces/default/files/notes/bad.md")
-        assert response.status_code >= 500 or response.content != bad
+        for url in ("/v1/workspaces/default/files/notes/bad.md", "/blob/notes/bad.md"):
+            response = http.get(url)
+            assert response.status_code == 500, response.text
+            assert response.json()["error_code"] == "STORAGE_CORRUPT"
+            assert b"this chunk has rotted" not in response.content
+        assert "memhub_storage_corrupt_chunks_total 2.0" in http.get("/metrics").text
     server.stop()
 
     # --no-verify only checks that chunks exist: a corrupt one passes, a missing one not

@@ -79,7 +79,7 @@ def test_readme_session_step_by_step(http: httpx.Client) -> None:
     assert read.status_code == 200
     assert read.content == HELLO
     assert read.headers["etag"] == f'"{md5(HELLO)}"'
-    assert read.headers["content-type"] == "text/plain"
+    assert read.headers["content-type"] == "text/plain; charset=utf-8"
     assert_recent(parsedate_to_datetime(read.headers["last-modified"]))
 
     # Get sync index

@@ -174,7 +174,7 @@ def test_message_and_session_id_are_stored(client: TestClient) -> None:
 def test_content_type_is_stored_and_returned(client: TestClient) -> None:
     written(client, "a.md", b"# hi", **{"Content-Type": "text/markdown"})
     read = client.get(f"{WS}/files/a.md")
-    assert read.headers["content-type"] == "text/markdown"
+    assert read.headers["content-type"] == "text/markdown; charset=utf-8"
     assert read.headers["etag"] == f'"{sha256(b"# hi")}"'
     assert read.headers["x-memhub-md5"] == md5(b"# hi")
     assert read.headers["x-memhub-rev"] == "1"
@@ -203,7 +203,7 @@ def test_head_returns_headers_and_no_body(client: TestClient) -> None:
     assert response.content == b""
     assert response.headers["content-length"] == str(len(b"hello head"))
     assert response.headers["etag"] == f'"{sha256(b"hello head")}"'
-    assert response.headers["content-type"] == "text/plain"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
     assert client.head(f"{WS}/files/missing.txt").status_code == 404
 
 
@@ -300,7 +300,7 @@ def test_revision_metadata_and_content(client: TestClient) -> None:
     content = client.get(f"{WS}/revisions/{rev}/content")
     assert content.status_code == 200
     assert content.content == b"rev bytes"
-    assert content.headers["content-type"] == "text/plain"
+    assert content.headers["content-type"] == "text/plain; charset=utf-8"
     tomb = client.delete(f"{WS}/files/r.txt").json()["rev"]
     assert client.get(f"{WS}/revisions/{tomb}").json()["deleted"] is True
     assert_error(client.get(f"{WS}/revisions/{tomb}/content"), 404, "FILE_NOT_FOUND")
@@ -321,7 +321,7 @@ def test_restore_writes_a_new_revision_with_old_bytes(client: TestClient) -> Non
     assert restored.headers["etag"] == f'"{sha256(b"original")}"'
     read = client.get(f"{WS}/files/doc.md")
     assert read.content == b"original"
-    assert read.headers["content-type"] == "text/markdown"
+    assert read.headers["content-type"] == "text/markdown; charset=utf-8"
 
 
 def test_restore_after_delete_is_201_and_takes_a_message(client: TestClient) -> None:
@@ -732,7 +732,9 @@ def test_batch_write_mixed_results(client: TestClient) -> None:
 
     assert client.get(f"{WS}/files/new.txt").content == b"hello"
     assert client.get(f"{WS}/files/exists.txt").content == b"new"
-    assert client.get(f"{WS}/files/exists.txt").headers["content-type"] == "text/plain"
+    assert (
+        client.get(f"{WS}/files/exists.txt").headers["content-type"] == "text/plain; charset=utf-8"
+    )
     assert client.get(f"{WS}/files/bin.dat").content == b"\x00\xff"
     assert client.get(f"{WS}/files/doomed.txt").status_code == 404
     assert client.get(f"{WS}/files/stale.txt").status_code == 404

@@ -492,8 +492,11 @@ CASES: dict[tuple[str, str], Case] = {
     # hidden from the schema
     ("GET", "/docs"): Case(_c("GET", "/docs"), "public"),
     ("GET", "/docs/oauth2-redirect"): Case(_c("GET", "/docs/oauth2-redirect"), "public"),
-    ("GET", "/redoc"): Case(_c("GET", "/redoc"), "public"),
     ("GET", "/openapi.json"): Case(_c("GET", "/openapi.json"), "public"),
+    # Swagger UI's assets, served from the swagger-ui-bundle package (no CDN)
+    ("GET", "/docs/swagger-ui-bundle.js"): Case(_c("GET", "/docs/swagger-ui-bundle.js"), "public"),
+    ("GET", "/docs/swagger-ui.css"): Case(_c("GET", "/docs/swagger-ui.css"), "public"),
+    ("GET", "/docs/favicon-32x32.png"): Case(_c("GET", "/docs/favicon-32x32.png"), "public"),
     ("GET", "/metrics"): Case(_c("GET", "/metrics"), "metrics"),
     # MCP over streamable HTTP (stateless: one POST is a whole tool call); the tool
     # runs as the caller on the caller's own workspace, so B's key finds only B

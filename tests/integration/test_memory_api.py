@@ -388,7 +388,7 @@ def test_cli_context(data_dir: Path, tmp_path: Path) -> None:
 def test_cli_reindex(data_dir: Path) -> None:
     result = run("reindex", "--data-dir", str(data_dir), "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"files": 2, "blocks": 3, "rev": 2}
+    assert json.loads(result.stdout) == {"files": 2, "blocks": 3, "rev": 2, "problems": []}
     result = run("reindex", "--workspace", "work", "--data-dir", str(data_dir))
     assert result.exit_code == 0, result.output
     assert "indexed 1 blocks of 1 files at rev 1" in result.output

@@ -88,7 +88,7 @@ def test_a_write_is_searchable_at_once(store: Store, memory: Memory) -> None:
     assert (hit["line_start"], hit["line_end"]) == (3, 5)
     assert hit["rev"] == store.head_rev(WS)
     assert "**giraffe**" in hit["snippet"]
-    assert memory.status(WS) == {"blocks": 1, "rev": store.head_rev(WS)}
+    assert memory.status(WS) == {"blocks": 1, "rev": store.head_rev(WS), "problems": []}
 
 
 def test_delete_overwrite_and_rename(store: Store, memory: Memory) -> None:
@@ -217,7 +217,7 @@ def test_rebuild_on_request_gives_the_same_answers(store: Store, memory: Memory)
     _fill(store)
     before = _answers(memory)
     stats = memory.rebuild(WS)
-    assert stats == {"files": 2, "blocks": 2, "rev": store.head_rev(WS)}
+    assert stats == {"files": 2, "blocks": 2, "rev": store.head_rev(WS), "problems": []}
     assert _answers(memory) == before == EXPECTED
 
 

@@ -287,7 +287,7 @@ def test_memory_item_with_front_matter() -> None:
     assert block.text == "Flat white, no sugar."
     assert block.always_load
     assert block.timestamp == 1714644000.0
-    assert block.meta["tags"] == "[drinks]"
+    assert block.meta["tags"] == ["drinks"]  # YAML: a list, not its text
     assert lines_of(text, block).strip() == block.text
 
 

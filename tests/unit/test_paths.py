@@ -13,6 +13,7 @@ from memhub.store.paths import (
     MAX_NAME_BYTES,
     MAX_PATH_BYTES,
     MAX_SEGMENT_BYTES,
+    WINDOWS_DEVICES,
     normalize_path,
     normalize_prefix,
     validate_name,
@@ -49,11 +50,18 @@ path_like = st.lists(
     max_size=30,
 ).map("".join)
 
-segment = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cf", "Cs"), blacklist_characters="/\\"),
-    min_size=1,
-    max_size=12,
-).filter(lambda s: unicodedata.normalize("NFC", s) not in (".", ".."))
+segment = (
+    st.text(
+        alphabet=st.characters(
+            blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp"),
+            blacklist_characters='/\\<>:"|?*',
+        ),
+        min_size=1,
+        max_size=12,
+    )
+    .map(lambda s: s + "x")  # never ending in '.' or ' '
+    .filter(lambda s: s.split(".", 1)[0].rstrip(" ").lower() not in WINDOWS_DEVICES)
+)
 valid_path = st.lists(segment, min_size=1, max_size=6).map("/".join)
 
 
@@ -63,10 +71,12 @@ def check_canonical(path: str) -> None:
     assert "\\" not in path
     for ch in path:
         category = unicodedata.category(ch)
-        assert category not in ("Cc", "Cs"), repr(path)
+        assert category not in ("Cc", "Cs", "Zl", "Zp"), repr(path)
+        assert ch not in '<>:"|?*', repr(path)
         assert category != "Cf" or ch in ALLOWED_FORMAT_CHARS, repr(path)
     segments = path.split("/")
     assert all(s not in ("", ".", "..") for s in segments), repr(path)
+    assert not any(s.endswith((".", " ")) for s in segments), repr(path)
     assert all(len(s.encode()) <= MAX_SEGMENT_BYTES for s in segments)
     assert len(path.encode()) <= MAX_PATH_BYTES
 
@@ -154,7 +164,6 @@ def test_invalid_paths_are_rejected(raw: str) -> None:
         "with spaces/and more spaces.md",
         ".hidden",
         "a.b.c",
-        "...",
         "a..b",
         "dir.d/file.tar.gz",
         "emoji 😀/👩\u200d💻.md",  # ZWJ sequences are allowed
@@ -234,3 +243,38 @@ def test_invalid_names_are_rejected(raw: str) -> None:
     with pytest.raises(InvalidPath) as failure:
         validate_name(raw, "workspace")
     assert "workspace" in failure.value.detail
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "CON",
+        "con",
+        "notes/nul.txt",
+        "Aux.tar.gz",
+        "com1",
+        "LPT9.md",
+        "a:b",
+        "a*b",
+        "what?.md",
+        "<x>",
+        'say "hi"',
+        "a|b",
+        "trailing.",
+        "...",
+        "trailing /x",
+        "dir./x",
+        "line\u2028sep",
+        "para\u2029sep",
+        "next\u0085line",
+    ],
+)
+def test_names_a_client_cannot_hold_are_refused(raw: str) -> None:
+    """Issue 8 item 10: names Windows/macOS folder sync could not write."""
+    with pytest.raises(InvalidPath):
+        normalize_path(raw)
+
+
+@pytest.mark.parametrize("raw", ["console.md", "nullable/x", "com10", "a.b.c", "con-x.md"])
+def test_names_near_the_reserved_ones_are_fine(raw: str) -> None:
+    assert normalize_path(raw) == raw

@@ -1,4 +1,4 @@
-"""One model of a turn, whatever the format (memhub.memory.turns): a markdown section
+"""One model of a turn, whatever the format (memhub.memory.blocks.turns): a markdown section
 named by a turn id and a speaker, a ``Speaker: text`` line and a JSON turn give the
 same block fields, and a date in a parent heading dates the turns below it."""
 
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memhub.memory.blocks import split_file
-from memhub.memory.turns import heading_date, turn_heading
+from memhub.memory.blocks.turns import heading_date, turn_heading
 
 MAY_8 = datetime(2023, 5, 8, tzinfo=UTC).timestamp()
 

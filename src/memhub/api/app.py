@@ -20,15 +20,18 @@ from memhub.api.errors import install_error_handlers
 from memhub.api.metrics import Metrics, MetricsMiddleware
 from memhub.api.middleware import (
     BodyLimitMiddleware,
+    CatchAllMiddleware,
     PathGuardMiddleware,
     SecurityHeadersMiddleware,
 )
 from memhub.api.notify import ChangeNotifier
+from memhub.api.openapi import install_openapi
 from memhub.api.preconditions import refuse_unsupported_preconditions
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
 from memhub.api.routes import diffmem as diffmem_routes
 from memhub.api.routes import repos as repo_routes
 from memhub.api.routes import sessions as session_routes
+from memhub.api.routes.common import reject_unknown_query
 from memhub.api.routes.items import router as items_router
 from memhub.api.routes.product import router as product_router
 from memhub.api.routes.proxy_v2 import router as proxy_v2_router
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     notifier = ChangeNotifier()
     store.add_listener(notifier.notify)
     metrics = Metrics()
+    store.add_corruption_listener(lambda _sha: metrics.corrupt_chunks.inc())
     keys = KeyStore(store.meta, cache_seconds=settings.key_cache_seconds)
     tokens = TokenCodec(
         settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir),
@@ -131,7 +135,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         description="A self-hosted memory hub for AI agents: versioned files, sync, "
         "search and context.",
         lifespan=lifespan,
-        dependencies=[Depends(refuse_unsupported_preconditions)],
+        docs_url=None,  # served offline by install_openapi
+        redoc_url=None,
+        dependencies=[Depends(refuse_unsupported_preconditions), Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.store = store
@@ -160,11 +166,19 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for mine in (session_routes, diffmem_routes, repo_routes):  # issue 12
         app.include_router(mine.router)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus(request: Request) -> Response:
+        """Prometheus metrics (text format)."""
         if not settings.metrics_public and not (await get_principal(request)).is_admin:
             raise Forbidden("metrics need an admin key (MEMHUB_METRICS_PUBLIC=false)")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    public = {"/auth/github"} | ({"/metrics"} if settings.metrics_public else set())
+    install_openapi(app, public_paths=frozenset(public))
 
     policy = AdmissionPolicy(
         limit=settings.rate_limit,
@@ -177,7 +191,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     # added innermost first: the request passes SecurityHeaders → CORS → Metrics →
     # Admission → PathGuard → BodyLimit → the route (admission first, so that every
     # answer but the exempt routes' counts against a window and carries its headers)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_json_bytes=settings.max_json_bytes,
+    )
     app.add_middleware(PathGuardMiddleware)
     app.add_middleware(
         AdmissionMiddleware,
@@ -205,4 +223,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             ],
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(CatchAllMiddleware)
     return app

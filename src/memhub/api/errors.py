@@ -8,7 +8,10 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from memhub.errors import MemhubError
 
@@ -17,6 +20,31 @@ log = logging.getLogger("memhub.api")
 
 def error_response(exc: MemhubError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods of the path template the request matched (``Allow`` on 405): the
+    router's own answer knows only the first route of a template, and a template such
+    as ``…/chunks/{sha256}`` also matches ``…/chunks/missing``, which is not its path."""
+    template = _template(app, scope, Match.PARTIAL)
+    return [
+        method
+        for method in METHODS
+        if template is not None and _template(app, {**scope, "method": method}) == template
+    ]
+
+
+def _template(app: FastAPI, scope: Scope, wanted: Match = Match.FULL) -> str | None:
+    """The path template of the first route that matches ``scope`` (fully, or as
+    ``wanted``), looking through included routers."""
+    for context in iter_route_contexts(app.router.routes):
+        match, _child = context.route.matches(scope)
+        if match == Match.FULL or match == wanted:
+            return str(context.path)
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -44,16 +72,23 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = (
             HTTPStatus(exc.status_code).name
             if exc.status_code in HTTPStatus._value2member_map_
             else "HTTP_ERROR"
         )
+        headers = dict(getattr(exc, "headers", None) or {})
+        context = None
+        if exc.status_code == 405:
+            # the first route of the path only knows its own methods: ask every route
+            allowed = allowed_methods(app, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            context = {"allowed": allowed}
         return JSONResponse(
-            {"detail": str(exc.detail), "error_code": code, "context": None},
+            {"detail": str(exc.detail), "error_code": code, "context": context},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)

@@ -43,6 +43,11 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.corrupt_chunks = Counter(
+            "memhub_storage_corrupt_chunks_total",
+            "Chunks that failed their sha256 when read (never sent; run memhub fsck)",
+            registry=self.registry,
+        )
         self.redis_failures = Counter(
             "memhub_ratelimit_redis_failures_total",
             "Rate-limit checks that could not reach Redis (served in-process or refused)",

@@ -12,7 +12,9 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from memhub.errors import PayloadTooLarge
 from memhub.store import ChunkRef, Revision, Store
+from memhub.store.mediatype import served_content_type
 
 SMALL_BODY = 1024 * 1024  # read into memory up to this size; spool or stream beyond it
 
@@ -34,6 +36,28 @@ async def receive_body(request: Request) -> bytes | IO[bytes]:
     return spool
 
 
+async def receive_limited(request: Request, max_bytes: int) -> bytes:
+    """A body that must fit in memory (a chunk): refused by its Content-Length before
+    any byte is read, and while streaming as soon as it passes ``max_bytes``."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise _too_large(max_bytes)
+    buf = bytearray()
+    async for piece in request.stream():
+        buf += piece
+        if len(buf) > max_bytes:
+            raise _too_large(max_bytes)
+    return bytes(buf)
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"a chunk may be at most {max_bytes} bytes",
+        context={"max_bytes": max_bytes},
+        hint="cut the content into smaller chunks",
+    )
+
+
 def close_body(body: bytes | IO[bytes]) -> None:
     if not isinstance(body, bytes):
         body.close()
@@ -48,7 +72,7 @@ def seed_headers(revision: Revision) -> dict[str, str]:
     return {
         "etag": f'"{revision.md5}"',
         "last-modified": http_date(revision.created_at),
-        "content-type": revision.content_type,
+        "content-type": served_content_type(revision.content_type),
         "x-memhub-rev": str(revision.rev),
         "x-memhub-sha256": revision.sha256,
     }
@@ -58,7 +82,7 @@ def v1_headers(revision: Revision) -> dict[str, str]:
     return {
         "etag": f'"{revision.sha256}"',
         "last-modified": http_date(revision.created_at),
-        "content-type": revision.content_type,
+        "content-type": served_content_type(revision.content_type),
         "x-memhub-rev": str(revision.rev),
         "x-memhub-md5": revision.md5,
         "x-memhub-path": quote(revision.path, safe="/"),

@@ -41,6 +41,7 @@ from memhub.auth.ratelimit import Decision, RateLimiter
 from memhub.errors import MemhubError, RateLimited, Unauthorized
 
 EXEMPT_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+EXEMPT_PATHS |= {"/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/favicon-32x32.png"}
 CREDENTIAL_PATHS = frozenset({"/auth/token", "/auth/github"})  # they take credentials in the body
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

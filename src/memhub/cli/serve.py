@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +12,21 @@ from memhub.auth.local import ensure_local_admin_key
 from memhub.auth.tokens import is_strong_secret
 from memhub.cli.common import DataDirOption, console, fail, load_settings
 from memhub.errors import MemhubError
+
+MAX_HEAD_BYTES = 64 * 1024  # request line + headers; larger heads get 431/400 and a close
+
+# uvicorn options memhub always sets:
+# - no proxy_headers: uvicorn would otherwise believe X-Forwarded-For from loopback
+#   (its forwarded_allow_ips default), so a local caller could rotate its rate-limit
+#   address; only MEMHUB_TRUSTED_PROXIES (auth/admission.py) makes a forwarded address count;
+# - the h11 parser with a cap on the request head (httptools has none: a 50 MB header
+#   was read whole).
+HARDENED_UVICORN: dict[str, Any] = {
+    "proxy_headers": False,
+    "forwarded_allow_ips": "",
+    "http": "h11",
+    "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+}
 
 
 def is_loopback(host: str) -> bool:
@@ -69,4 +84,5 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=settings.log_level.lower() == "debug",
         timeout_graceful_shutdown=5,
+        **HARDENED_UVICORN,
     )

@@ -30,13 +30,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func, select
-
-from memhub.errors import BadRequest, MemhubError
+from memhub.errors import (
+    BadRequest,
+    BlobMissing,
+    FileNotFound,
+    RevisionNotFound,
+    StorageCorrupt,
+)
 from memhub.memory.blocks import Block, classify, split_file
 from memhub.memory.index import Hit, SearchFilters, SearchIndex, decode_text
 from memhub.store import Store
-from memhub.store.schema import revisions
 
 Depth = Literal["basic", "wide", "deep", "temporal"]
 DEPTHS: tuple[str, ...] = ("basic", "wide", "deep", "temporal")
@@ -84,6 +87,7 @@ class Context:
     used: int = 0
     skipped: int = 0
     seen: set[tuple[str, int, int]] = field(default_factory=set)
+    problems: list[dict[str, Any]] = field(default_factory=list)  # files left out: damaged
 
     def covers(self, path: str, rev: int) -> bool:
         """Whether the whole file is in already (its blocks need not be)."""
@@ -119,6 +123,7 @@ class Context:
             "markdown": self.markdown(),
             "sources": [s.to_dict() for s in self.sources],
             "skipped": self.skipped,
+            "problems": self.problems,
         }
 
 
@@ -183,14 +188,8 @@ class ContextAssembler:
     # -- entity ranking ------------------------------------------------------
 
     def rank_entities(self, workspace: str, hits: list[Hit]) -> list[tuple[str, float]]:
-        ws_id = self.store.workspace_id(workspace)
         now = self.store.clock()
-        with self.store.meta.read() as conn:
-            rows = conn.execute(
-                select(revisions.c.path, func.count(), func.max(revisions.c.created_at))
-                .where(revisions.c.workspace_id == ws_id)
-                .group_by(revisions.c.path)
-            ).all()
+        rows = self.store.path_activity(workspace)
         live = {h.path for h in self.store.list_files(workspace, limit=10_000)}
         activity: dict[str, float] = {}
         for path, count, last in rows:
@@ -220,11 +219,17 @@ class ContextAssembler:
         source = Source(section, hit.path, hit.heading, hit.rev, 0, hit.line_start, hit.line_end)
         ctx.add(section, source, text, (hit.path, hit.line_start, hit.rev))
 
-    def _blocks_of(self, workspace: str, path: str) -> tuple[int, str, list[Block]] | None:
+    def _blocks_of(
+        self, ctx: Context, workspace: str, path: str
+    ) -> tuple[int, str, list[Block]] | None:
         try:
             revision, data = self.store.read_bytes(workspace, path)
-        except MemhubError:  # absent, deleted or unreadable: not part of the context
+        except (FileNotFound, RevisionNotFound):  # absent or deleted: not part of it
             return None
+        except (BlobMissing, StorageCorrupt) as exc:  # damaged: left out, and said so
+            ctx.problems.append({"path": path, "error_code": exc.code, "detail": exc.detail})
+            return None
+        # StorageUnavailable goes up: a context without its files is not an answer (503)
         text = decode_text(data, revision.content_type)
         if text is None:
             return None
@@ -236,7 +241,7 @@ class ContextAssembler:
                 return
 
     def _add_file(self, ctx: Context, workspace: str, path: str, section: str = "Files") -> bool:
-        loaded = self._blocks_of(workspace, path)
+        loaded = self._blocks_of(ctx, workspace, path)
         if loaded is None:
             return False
         rev, text, blocks = loaded
@@ -262,7 +267,7 @@ class ContextAssembler:
         months = sorted((h for h in heads if classify(h.path) == "timeline"), key=lambda h: h.path)
         added = 0
         for head in reversed(months[-2:]):
-            loaded = self._blocks_of(workspace, head.path)
+            loaded = self._blocks_of(ctx, workspace, head.path)
             if loaded is None:
                 continue
             rev, _text, blocks = loaded
@@ -280,7 +285,10 @@ class ContextAssembler:
         try:
             _r1, after = self.store.read_bytes(workspace, path, new.rev)
             _r2, before = self.store.read_bytes(workspace, path, old.rev)
-        except MemhubError:  # a purged revision just has no diff
+        except (FileNotFound, RevisionNotFound):  # a purged revision just has no diff
+            return
+        except (BlobMissing, StorageCorrupt) as exc:
+            ctx.problems.append({"path": path, "error_code": exc.code, "detail": exc.detail})
             return
         diff = "\n".join(
             difflib.unified_diff(

@@ -29,8 +29,9 @@ from typing import Any
 
 import tantivy
 
+from memhub.errors import FileNotFound, MemhubError, RevisionNotFound, StorageUnavailable
 from memhub.memory.analyzer import analyze, detect_language, tokens
-from memhub.memory.blocks import Block, classify, split_file
+from memhub.memory.blocks import Block, classify, split_file_checked
 from memhub.store import Revision, Store
 
 log = logging.getLogger("memhub.index")
@@ -39,6 +40,7 @@ INDEX_VERSION = 2  # 2: the "weighted" marker field
 MAX_INDEXED_BYTES = 4 * 1024 * 1024  # larger files are kept, not indexed
 WRITER_HEAP = 64 * 1024 * 1024
 REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
+RETRY_SECONDS = 10.0  # how often files whose bytes could not be read are tried again
 STRENGTH_WEIGHT = {"High": 0.828, "Medium": 0.297}  # log2(2 + w): x1.5, x1.2
 TEXT_FIELDS = ("text", "context", "heading")
 
@@ -224,6 +226,8 @@ class WorkspaceIndex:
         self._lock = threading.Lock()
         self._writer: Any = None
         self.applied_rev = 0
+        self.problems: dict[str, dict[str, Any]] = {}
+        self._next_retry = 0.0
         self.index = self._open()
 
     # -- opening and state --------------------------------------------------
@@ -243,6 +247,7 @@ class WorkspaceIndex:
                 raise ValueError("the tantivy index is missing")
             index = tantivy.Index(SCHEMA, path=str(data_dir), reuse=True)
             self.applied_rev = int(state["rev"])
+            self.problems = {str(k): dict(v) for k, v in dict(state.get("problems", {})).items()}
             return index
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if self.root.exists():
@@ -250,6 +255,7 @@ class WorkspaceIndex:
                 shutil.rmtree(self.root, ignore_errors=True)
             data_dir.mkdir(parents=True, exist_ok=True)
             self.applied_rev = 0
+            self.problems = {}
             return tantivy.Index(SCHEMA, path=str(data_dir), reuse=False)
 
     def _save_state(self) -> None:
@@ -260,6 +266,7 @@ class WorkspaceIndex:
                     "version": INDEX_VERSION,
                     "rev": self.applied_rev,
                     "neighbours": self.ranking.neighbours,
+                    "problems": self.problems,
                 }
             )
         )
@@ -273,67 +280,125 @@ class WorkspaceIndex:
     # -- following the log ----------------------------------------------------
 
     def catch_up(self, head: int | None = None) -> int:
-        """Apply every change after the last applied rev; returns how many were applied."""
+        """Apply every change after the last applied rev; returns how many were applied.
+
+        Never skips a change it could not apply: when the store cannot be read
+        (:class:`StorageUnavailable`) the uncommitted work is rolled back, the cursor
+        stays where it was and the error goes to the caller (the API answers 503);
+        the next call retries. A file whose bytes are damaged, or which its kind's
+        parser could not read, is recorded in :attr:`problems` (the index status
+        reports it) and the damaged ones are tried again every ``RETRY_SECONDS``."""
         head = self.store.head_rev(self.workspace) if head is None else head
-        if head <= self.applied_rev:
+        retry = self._retry_due()
+        if head <= self.applied_rev and not retry:
             return 0
         with self._lock:
             if head - self.applied_rev > REBUILD_AFTER or self.applied_rev == 0:
                 return self._rebuild_locked()
-            applied = 0
-            while True:
-                page = self.store.changes(self.workspace, self.applied_rev, limit=1000)
-                latest = {r.path: r for r in page.changes}
-                self._apply(latest.values())
-                applied += len(page.changes)
-                self.applied_rev = page.next_since
-                if not page.has_more:
-                    break
-            self._commit()
+            with self._rolling_back():
+                applied = 0
+                while head > self.applied_rev:
+                    page = self.store.changes(self.workspace, self.applied_rev, limit=1000)
+                    latest = {r.path: r for r in page.changes}
+                    self._apply(latest.values())
+                    applied += len(page.changes)
+                    self.applied_rev = page.next_since
+                    self._commit()
+                    if not page.has_more:
+                        break
+                if retry:
+                    self._retry_unreadable()
+                    self._commit()
             return applied
+
+    @contextlib.contextmanager
+    def _rolling_back(self) -> Iterator[None]:
+        """Undo the uncommitted writes and the cursor if the block fails."""
+        committed_rev, problems = self.applied_rev, dict(self.problems)
+        try:
+            yield
+        except BaseException:
+            if self._writer is not None:
+                self._writer.rollback()
+            self.applied_rev, self.problems = committed_rev, problems
+            raise
 
     def rebuild(self) -> int:
         with self._lock:
             return self._rebuild_locked()
 
     def _rebuild_locked(self) -> int:
-        head = self.store.head_rev(self.workspace)
-        writer = self._writer_handle()
-        writer.delete_all_documents()
-        count = 0
-        after: str | None = None
-        while True:
-            heads = self.store.list_files(self.workspace, after=after, limit=1000)
-            if not heads:
-                break
-            self._apply(heads, fresh=True)
-            count += len(heads)
-            after = heads[-1].path
-        self.applied_rev = head
-        self._commit()
+        with self._rolling_back():
+            head = self.store.head_rev(self.workspace)
+            writer = self._writer_handle()
+            writer.delete_all_documents()
+            self.problems = {}
+            count = 0
+            after: str | None = None
+            while True:
+                heads = self.store.list_files(self.workspace, after=after, limit=1000)
+                if not heads:
+                    break
+                self._apply(heads, fresh=True)
+                count += len(heads)
+                after = heads[-1].path
+            self.applied_rev = head
+            self._commit()
         # writes that raced the listing are replayed (idempotently) by the next catch-up
         return count
+
+    def _retry_due(self) -> bool:
+        unreadable = any(p["kind"] == "unreadable" for p in self.problems.values())
+        return unreadable and time.monotonic() >= self._next_retry
+
+    def _retry_unreadable(self) -> None:
+        self._next_retry = time.monotonic() + RETRY_SECONDS
+        paths = [path for path, p in self.problems.items() if p["kind"] == "unreadable"]
+        for path in paths:
+            try:
+                head = self.store.stat(self.workspace, path, include_deleted=True)
+            except FileNotFound:
+                self.problems.pop(path, None)
+                continue
+            self._apply([head])
 
     def _apply(self, heads: Iterable[Revision], *, fresh: bool = False) -> None:
         writer = self._writer_handle()
         for revision in heads:
             if not fresh:
                 writer.delete_documents_by_term("path", revision.path)
+            self.problems.pop(revision.path, None)
             if revision.deleted or classify(revision.path, self.workspace) == "binary":
                 continue
             if revision.size > MAX_INDEXED_BYTES:
                 continue
             try:
                 found, data = self.store.read_bytes(self.workspace, revision.path, revision.rev)
-            except Exception as exc:  # one unreadable file must not stop the index
-                log.warning("not indexing %s rev %s: %s", revision.path, revision.rev, exc)
+            except (FileNotFound, RevisionNotFound):
+                continue  # purged or replaced since: a later change in the log covers it
+            except StorageUnavailable:
+                raise
+            except MemhubError as exc:  # damaged bytes: reported, and tried again later
+                log.error("cannot index %s rev %s: %s", revision.path, revision.rev, exc)
+                self._problem(revision, "unreadable", exc.code, exc.detail)
                 continue
             text = decode_text(data, found.content_type)
             if text is None:
                 continue
-            blocks = split_file(found.path, text, workspace=self.workspace)
+            blocks, error = split_file_checked(found.path, text, workspace=self.workspace)
+            if error is not None:
+                self._problem(revision, "parse", "PARSED_AS_TEXT", error)
             for doc in block_documents(blocks, found, self.ranking.neighbours):
                 writer.add_document(doc)
+
+    def _problem(self, revision: Revision, kind: str, code: str, detail: str) -> None:
+        self.problems[revision.path] = {
+            "path": revision.path,
+            "rev": revision.rev,
+            "kind": kind,
+            "error_code": code,
+            "detail": detail[:500],
+        }
 
     def _commit(self) -> None:
         writer = self._writer_handle()

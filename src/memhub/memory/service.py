@@ -16,6 +16,7 @@ from memhub.store import Store
 from memhub.store.paths import normalize_prefix
 
 MAX_K = 200
+SNIPPET_SOURCE = 16 * 1024  # a snippet is found in a block's first 16 KiB (bounded work)
 
 
 class Memory:
@@ -54,7 +55,7 @@ class Memory:
             "query": query,
             "total": total,
             "offset": offset,
-            "results": [h.to_dict(highlight(h.text, terms)) for h in hits],
+            "results": [h.to_dict(highlight(h.text[:SNIPPET_SOURCE], terms)) for h in hits],
         }
 
     def context(
@@ -70,11 +71,22 @@ class Memory:
     def rebuild(self, workspace: str) -> dict[str, Any]:
         files = self.index.rebuild(workspace)
         index = self.index.workspace(workspace)
-        return {"files": files, "blocks": index.num_docs(), "rev": index.applied_rev}
+        return {
+            "files": files,
+            "blocks": index.num_docs(),
+            "rev": index.applied_rev,
+            "problems": sorted(index.problems.values(), key=lambda p: p["path"]),
+        }
 
     def status(self, workspace: str) -> dict[str, Any]:
+        """Blocks, the last applied rev, and the files the index could not take as they
+        are (``unreadable``: damaged bytes, retried; ``parse``: indexed as plain text)."""
         index = self.index.current(workspace)
-        return {"blocks": index.num_docs(), "rev": index.applied_rev}
+        return {
+            "blocks": index.num_docs(),
+            "rev": index.applied_rev,
+            "problems": sorted(index.problems.values(), key=lambda p: p["path"]),
+        }
 
     def close(self) -> None:
         self.index.close()

@@ -3,7 +3,19 @@
 A path is a key in the metadata database, never a path on the server's disk
 (blobs are addressed by their sha256), so nothing a client sends can name a
 file outside the store. The rules below keep paths portable to every client
-file system the sync client writes to.
+file system the sync client writes to (Linux, macOS, Windows):
+
+- NFC, at most 1024 bytes, segments of at most 255 bytes, '/' between them;
+- no empty, ``.`` or ``..`` segment, no leading '/', no backslash;
+- no control or format character (ZWNJ/ZWJ excepted), no line or paragraph
+  separator (U+2028, U+2029, U+0085);
+- none of ``< > : " | ? *`` (Windows refuses them in names);
+- no segment ending in '.' or ' ' (Windows drops them, so two names alias);
+- no segment named as a Windows device (CON, PRN, AUX, NUL, COM0-9, LPT0-9,
+  also with an extension: ``nul.txt``), in any case.
+
+Two live paths that differ only in case cannot coexist on macOS or Windows:
+the store refuses the second one (409 ``PATH_CONFLICT``).
 """
 
 from __future__ import annotations
@@ -15,10 +27,37 @@ from memhub.errors import InvalidPath
 MAX_PATH_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
 MAX_NAME_BYTES = 64
+WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
+WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"{dev}{n}" for dev in ("com", "lpt") for n in [*"0123456789", "¹", "²", "³"]}
+)
 
 
 def _is_control(ch: str) -> bool:
-    return unicodedata.category(ch) in ("Cc", "Cf") and ch not in ("\u200c", "\u200d")
+    category = unicodedata.category(ch)
+    if category in ("Zl", "Zp"):  # U+2028, U+2029: line and paragraph separators
+        return True
+    return category in ("Cc", "Cf") and ch not in ("\u200c", "\u200d")
+
+
+def _check_portable(segment: str) -> None:
+    """A segment every client file system can hold under this very name."""
+    bad = sorted(set(segment) & WINDOWS_FORBIDDEN)
+    if bad:
+        raise InvalidPath(
+            f"path contains {''.join(bad)!r}, which Windows refuses in file names",
+            context={"segment": segment},
+        )
+    if segment.endswith((".", " ")):
+        raise InvalidPath(
+            "a path segment ends in '.' or ' ' (Windows drops them)", context={"segment": segment}
+        )
+    stem = segment.split(".", 1)[0].rstrip(" ").lower()
+    if stem in WINDOWS_DEVICES:
+        raise InvalidPath(
+            f"{segment!r} is a reserved device name on Windows", context={"segment": segment}
+        )
 
 
 def normalize_path(raw: str) -> str:
@@ -47,6 +86,7 @@ def normalize_path(raw: str) -> str:
             raise InvalidPath("path has a '.' or '..' segment")
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise InvalidPath(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
+        _check_portable(segment)
     return path
 
 

@@ -28,14 +28,17 @@ from memhub.errors import (
     ChunksMissing,
     FileNotFound,
     InvalidChecksum,
+    PathConflict,
     PayloadTooLarge,
     PreconditionFailed,
     RevisionNotFound,
+    StorageCorrupt,
     WorkspaceExists,
     WorkspaceNotFound,
 )
 from memhub.store.blobs import BlobNotFound, BlobStore, chunk_key
 from memhub.store.leases import LeaseManager
+from memhub.store.mediatype import validate_content_type
 from memhub.store.metadata import Metadata
 from memhub.store.model import (
     DEFAULT_CONTENT_TYPE,
@@ -137,6 +140,7 @@ class Store:
         self._ws_ids: dict[str, int] = {}
         self.leases = LeaseManager(meta, self.workspace_id, clock)
         self._listeners: list[Callable[[str, int], None]] = []
+        self._corruption_listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()
 
     # -- workspaces --------------------------------------------------------------
@@ -225,6 +229,7 @@ class Store:
     ) -> WriteResult:
         """Store ``data`` (bytes or a binary stream, read in bounded pieces) as a new revision."""
         path = normalize_path(path)
+        content_type = validate_content_type(content_type)
         ws_id = self.workspace_id(workspace)
         if precondition != Precondition():
             # fail fast, before any bytes are written (checked again when committing)
@@ -456,13 +461,18 @@ class Store:
         session_id: str | None = None,
         message: str | None = None,
         fence: Fence | None = None,
+        max_bytes: int | None = None,
     ) -> WriteResult:
         """Commit a revision made of chunks uploaded earlier with :meth:`put_chunk`.
 
         The server reads the chunks back to check ``sha256`` of the whole and to
         compute its md5, so a manifest can never name content it does not hold.
+        The work is bounded before any byte is read: the manifest may name at most
+        ``max_bytes`` in all, and each chunk's declared size must be the size it was
+        uploaded with; a chunk named many times is read and verified once.
         """
         path = normalize_path(path)
+        content_type = validate_content_type(content_type)
         ws_id = self.workspace_id(workspace)
         if len(chunk_refs) > MAX_MANIFEST_CHUNKS:
             raise BadRequest(f"a manifest may list at most {MAX_MANIFEST_CHUNKS} chunks")
@@ -470,28 +480,19 @@ class Store:
         if not _is_sha256(sha256):
             raise BadRequest("sha256 must be 64 hex digits")
         chunk_refs = [ChunkRef(c.sha256.lower(), c.size) for c in chunk_refs]
-        missing = self.missing_chunks(workspace, [c.sha256 for c in chunk_refs], touch=False)
-        if missing:
-            raise ChunksMissing(
-                f"{len(missing)} chunks of the manifest were never uploaded",
-                context={"missing": missing[:100]},
-                hint="upload them with PUT …/chunks/{sha256}, then commit again",
-            )
+        self._check_manifest(ws_id, chunk_refs, max_bytes)
         whole_sha = hashlib.sha256()
         whole_md5 = hashlib.md5()
         size = 0
+        repeated = _RepeatCache(chunk_refs)
         for ref in chunk_refs:
-            chunk_size = 0
-            for piece in self._open_chunk(ref.sha256):
-                whole_sha.update(piece)
-                whole_md5.update(piece)
-                chunk_size += len(piece)
-            if chunk_size != ref.size:
-                raise InvalidChecksum(
-                    f"chunk {ref.sha256} is {chunk_size} bytes, the manifest says {ref.size}",
-                    context={"chunk": ref.sha256, "declared": ref.size, "actual": chunk_size},
-                )
-            size += chunk_size
+            data = repeated.get(ref.sha256)
+            if data is None:
+                data = self._verified_chunk(ref)
+                repeated.keep(ref.sha256, data)
+            whole_sha.update(data)
+            whole_md5.update(data)
+            size += len(data)
         if whole_sha.hexdigest() != sha256:
             raise InvalidChecksum(
                 "the chunks do not add up to the declared sha256",
@@ -550,6 +551,8 @@ class Store:
                     deleted=True,
                 )
             else:
+                if current is None or current.deleted:
+                    self._check_case_clash(conn, ws_id, path)
                 if not reuse:
                     self._record_content(conn, ws_id, content, now, new_chunks)
                 revision = Revision(
@@ -670,6 +673,28 @@ class Store:
             )
 
     @staticmethod
+    def _check_case_clash(conn: Connection, ws_id: int, path: str) -> None:
+        """A new path must not differ only in case from a live one: macOS and Windows
+        clients could not hold both. (The database folds ASCII case; the casefold
+        comparison below confirms, for every script, what it finds.)"""
+        rows = conn.execute(
+            select(files.c.path).where(
+                files.c.workspace_id == ws_id,
+                func.lower(files.c.path) == path.lower(),
+                files.c.path != path,
+                files.c.deleted.is_(False),
+            )
+        ).scalars()
+        for other in rows:
+            if other.casefold() == path.casefold():
+                raise PathConflict(
+                    f"{path!r} differs only in case from the live file {other!r}; "
+                    "macOS and Windows cannot hold both",
+                    context={"path": path, "existing": other},
+                    hint="write to the existing name, or delete it first",
+                )
+
+    @staticmethod
     def _current(conn: Connection, workspace: str, ws_id: int, path: str) -> Revision | None:
         row = conn.execute(_HEAD, {"ws": ws_id, "path": path}).first()
         return _row_to_revision(workspace, row) if row is not None else None
@@ -742,14 +767,47 @@ class Store:
             ).rowcount
         return bool(inserted)
 
-    def _open_chunk(self, sha256: str) -> Iterator[bytes]:
-        try:
-            return self.blobs.open(chunk_key(sha256))
-        except BlobNotFound:
-            raise BlobMissing(
-                f"chunk {sha256} is missing from the blob store",
-                hint="the store is damaged: run `memhub fsck`",
-            ) from None
+    def _check_manifest(self, ws_id: int, refs: list[ChunkRef], max_bytes: int | None) -> None:
+        """Refuse a manifest from the metadata alone: too many bytes, chunks never
+        uploaded by this workspace, or sizes other than the uploaded ones."""
+        declared = sum(ref.size for ref in refs)
+        if max_bytes is not None and declared > max_bytes:
+            raise PayloadTooLarge(
+                f"the manifest names {declared} bytes, more than the limit of {max_bytes}",
+                context={"declared": declared, "max_bytes": max_bytes},
+            )
+        wanted = list(dict.fromkeys(ref.sha256 for ref in refs))
+        bad = [s for s in wanted if not _is_sha256(s)]
+        if bad:
+            raise BadRequest("chunk hashes must be 64 hex digits", context={"invalid": bad[:10]})
+        sizes: dict[str, int] = {}
+        with self.meta.read() as conn:
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    select(chunks.c.sha256, chunks.c.size).where(
+                        chunks.c.workspace_id == ws_id,
+                        chunks.c.sha256.in_(wanted[start : start + 500]),
+                    )
+                ).all()
+                sizes.update((row[0], int(row[1])) for row in rows)
+        missing = [s for s in wanted if s not in sizes]
+        if missing:
+            raise ChunksMissing(
+                f"{len(missing)} chunks of the manifest were never uploaded",
+                context={"missing": missing[:100]},
+                hint="upload them with PUT …/chunks/{sha256}, then commit again",
+            )
+        for ref in refs:
+            if sizes[ref.sha256] != ref.size:
+                raise InvalidChecksum(
+                    f"chunk {ref.sha256} is {sizes[ref.sha256]} bytes, the manifest says "
+                    f"{ref.size}",
+                    context={
+                        "chunk": ref.sha256,
+                        "declared": ref.size,
+                        "actual": sizes[ref.sha256],
+                    },
+                )
 
     # -- reading -------------------------------------------------------------------
 
@@ -790,20 +848,41 @@ class Store:
         return [ChunkRef(r[0], r[1]) for r in rows]
 
     def iter_content(self, refs: list[ChunkRef]) -> Iterator[bytes]:
+        """The content, one verified chunk at a time (a chunk is at most
+        ``max_chunk_bytes``): no byte leaves before its chunk passed its sha256."""
         for ref in refs:
-            yield from self._open_chunk(ref.sha256)
+            yield self._verified_chunk(ref)
 
     def read_content(self, refs: list[ChunkRef]) -> bytes:
-        parts = []
-        for ref in refs:
-            try:
-                parts.append(self.blobs.get(chunk_key(ref.sha256)))
-            except BlobNotFound:
-                raise BlobMissing(
-                    f"chunk {ref.sha256} is missing from the blob store",
-                    hint="the store is damaged: run `memhub fsck`",
-                ) from None
-        return b"".join(parts)
+        return b"".join(self._verified_chunk(ref) for ref in refs)
+
+    def _verified_chunk(self, ref: ChunkRef) -> bytes:
+        try:
+            data = self.blobs.get(chunk_key(ref.sha256))
+        except BlobNotFound:
+            raise BlobMissing(
+                f"chunk {ref.sha256} is missing from the blob store",
+                hint="the store is damaged: run `memhub fsck`",
+            ) from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != ref.sha256 or len(data) != ref.size:
+            self._report_corrupt(ref.sha256)
+            raise StorageCorrupt(
+                f"chunk {ref.sha256} failed its sha256 check on read",
+                context={"chunk": ref.sha256, "actual": actual, "size": len(data)},
+                hint="the stored bytes rotted: run `memhub fsck` and restore the chunk "
+                "from a backup or another revision",
+            )
+        return data
+
+    def add_corruption_listener(self, callback: Callable[[str], None]) -> None:
+        """``callback(chunk_sha256)`` runs whenever a chunk fails its hash on read."""
+        with self._listeners_lock:
+            self._corruption_listeners.append(callback)
+
+    def _report_corrupt(self, sha256: str) -> None:
+        for callback in list(self._corruption_listeners):
+            callback(sha256)
 
     def read_bytes(
         self, workspace: str, path: str, rev: int | None = None
@@ -882,6 +961,18 @@ class Store:
             rows = conn.execute(stmt).all()
         return [_row_to_revision(workspace, r) for r in rows]
 
+    def path_activity(self, workspace: str) -> list[tuple[str, int, float]]:
+        """(path, how many revisions it has, when the newest was written) for every path
+        with history (what ranks entities by activity)."""
+        ws_id = self.workspace_id(workspace)
+        with self.meta.read() as conn:
+            rows = conn.execute(
+                select(revisions.c.path, func.count(), func.max(revisions.c.created_at))
+                .where(revisions.c.workspace_id == ws_id)
+                .group_by(revisions.c.path)
+            ).all()
+        return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
     def sync_index(self, workspace: str) -> list[Revision]:
         """The head of every path, tombstones included (the seed's ``GET /sync``)."""
         ws_id = self.workspace_id(workspace)
@@ -900,6 +991,29 @@ class Store:
     def close(self) -> None:
         self.meta.close()
         self.blobs.close()
+
+
+class _RepeatCache:
+    """The bytes of chunks a manifest names more than once, kept (up to a budget)
+    so that each is read and verified once."""
+
+    BUDGET = 64 * 1024 * 1024
+
+    def __init__(self, refs: list[ChunkRef]) -> None:
+        counts: dict[str, int] = {}
+        for ref in refs:
+            counts[ref.sha256] = counts.get(ref.sha256, 0) + 1
+        self._repeats = {sha for sha, n in counts.items() if n > 1}
+        self._kept: dict[str, bytes] = {}
+        self._room = self.BUDGET
+
+    def get(self, sha256: str) -> bytes | None:
+        return self._kept.get(sha256)
+
+    def keep(self, sha256: str, data: bytes) -> None:
+        if sha256 in self._repeats and len(data) <= self._room:
+            self._kept[sha256] = data
+            self._room -= len(data)
 
 
 def _page(limit: int) -> int:

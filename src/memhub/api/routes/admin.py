@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from memhub.api.context import get_principal
+from memhub.api.routes.common import StrictBody
 from memhub.auth.keys import ApiKey, KeyStore
 from memhub.auth.principal import Principal
 from memhub.errors import Forbidden, NotFound
@@ -35,7 +36,7 @@ Admin = Annotated[Principal, Depends(require_admin)]
 Keys = Annotated[KeyStore, Depends(get_keys)]
 
 
-class CreateKeyRequest(BaseModel):
+class CreateKeyRequest(StrictBody):
     user_name: str = Field(min_length=1, max_length=64)
     scopes: list[str] = Field(default_factory=lambda: ["read"], min_length=1, max_length=3)
     description: str | None = Field(default=None, max_length=500)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, Query, Request
 
+from memhub.api.openapi import error_responses
 from memhub.auth.principal import Principal
 from memhub.auth.tokens import TokenCodec
 from memhub.errors import Forbidden, StorageUnavailable, Unauthorized
@@ -82,7 +83,7 @@ def allowed_github_users(raw: str | None) -> dict[str, str]:
     return users
 
 
-@router.post("/github")
+@router.post("/github", responses=error_responses(401, 403))
 def github(
     request: Request, github_token: Annotated[str, Query(min_length=1, max_length=512)]
 ) -> dict[str, Any]:

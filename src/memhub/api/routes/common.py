@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from memhub.api.context import Principal, authorize, get_principal, get_store
 from memhub.errors import BadRequest
@@ -17,11 +20,60 @@ StoreDep = Annotated[Store, Depends(get_store)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 WorkspaceName = Annotated[str, Path(description="workspace name")]
 
-MAX_INT64 = 2**63 - 1  # revs, sizes and tokens are BIGINT columns
+# revs, sizes and tokens are BIGINT columns; the API bounds them at 2**53 - 1, the
+# largest integer a JSON number (a double) holds exactly, so clients and the
+# document agree on the limit to the last digit
+MAX_INT64 = 2**53 - 1
 MAX_HEADER_TEXT = 255  # Content-Type, session id: String(255) columns
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+class StrictBody(BaseModel):
+    """A JSON request body taken as its schema says: ``0`` is not a boolean and ``"5"``
+    not an integer (what the OpenAPI document promises is what is accepted)."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        """``153.0`` is the integer 153 in JSON (and JSON Schema): accept it for ints."""
+        if not isinstance(data, dict):
+            return data
+        fixed = dict(data)
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            value = fixed.get(key)
+            if (
+                isinstance(value, float)
+                and value.is_integer()
+                and field.annotation in (int, int | None)
+            ):
+                fixed[key] = int(value)
+        return fixed
+
+
+_KNOWN_PARAMS: dict[str, frozenset[str]] = {}
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """An app-wide dependency: a query parameter the route does not declare is a 400
+    (a typo such as ``?prefx=`` would otherwise be ignored silently)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _KNOWN_PARAMS.get(route.unique_id)
+    if known is None:  # every parameter name the route declares (query, path, header)
+        known = frozenset(p.alias for p in get_flat_params(route.dependant))
+        _KNOWN_PARAMS[route.unique_id] = known
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise BadRequest(
+            f"unknown query parameter {unknown[0]!r}",
+            context={"unknown": unknown[:10], "known": sorted(known)},
+        )
 
 
 def access(principal: Principal, workspace: str, scope: str) -> str:

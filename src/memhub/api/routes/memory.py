@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from memhub.api.context import get_principal
-from memhub.api.routes.common import PrincipalDep, access
+from memhub.api.routes.common import PrincipalDep, StrictBody, access
 from memhub.auth.principal import Principal
 from memhub.errors import BadRequest
 from memhub.memory.index import SearchFilters
@@ -30,25 +30,25 @@ async def get_memory(request: Request) -> Memory:
 MemoryDep = Annotated[Memory, Depends(get_memory)]
 
 
-class Message(BaseModel):
+class Message(StrictBody):
     role: str = Field(default="user", max_length=64)
     content: str = Field(default="", max_length=100_000)
 
 
-class SeedContextRequest(BaseModel):
+class SeedContextRequest(StrictBody):
     conversation: list[Message] = Field(max_length=MAX_CONVERSATION)
     depth: DepthName = "basic"
     user_id: str | None = Field(default=None, max_length=64)
     max_tokens: int = Field(default=8000, ge=1, le=1_000_000)
 
 
-class SeedSearchRequest(BaseModel):
+class SeedSearchRequest(StrictBody):
     query: str = Field(max_length=10_000)
     k: int = Field(default=5, ge=1, le=MAX_K)
     user_id: str | None = Field(default=None, max_length=64)
 
 
-class SeedUserRequest(BaseModel):
+class SeedUserRequest(StrictBody):
     user_id: str | None = Field(default=None, max_length=64)
 
 
@@ -155,14 +155,22 @@ def seed_rebuild(
     }
 
 
-class SearchRequest(BaseModel):
+# Unix times of 0001-01-01 and 9999-12-31: what an ISO date can say, and what the
+# index's 64-bit date field holds without overflow.
+MIN_TIME = -62_135_596_800.0
+MAX_TIME = 253_402_300_799.0
+UnixTime = Annotated[float, Field(ge=MIN_TIME, le=MAX_TIME, allow_inf_nan=False)]
+IsoDate = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SearchRequest(StrictBody):
     query: str = Field(default="", max_length=10_000)
     k: int = Field(default=10, ge=1, le=MAX_K)
     offset: int = Field(default=0, ge=0, le=10_000)
     path_prefix: str | None = Field(default=None, max_length=1024)
     file_kinds: list[str] = Field(default_factory=list, max_length=16)
-    since: float | str | None = None
-    until: float | str | None = None
+    since: UnixTime | IsoDate | None = None
+    until: UnixTime | IsoDate | None = None
     always_load_only: bool = False
 
 
@@ -214,7 +222,7 @@ def v1_search_get(
     return _search(memory, access(principal, workspace, "read"), body)
 
 
-class ContextRequest(BaseModel):
+class ContextRequest(StrictBody):
     conversation: list[Message] = Field(default_factory=list, max_length=MAX_CONVERSATION)
     depth: DepthName = "basic"
     max_tokens: int = Field(default=8000, ge=1, le=1_000_000)

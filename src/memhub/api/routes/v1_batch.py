@@ -12,10 +12,16 @@ import binascii
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from memhub.api.routes.common import PrincipalDep, StoreDep, access, precondition_from_headers
+from memhub.api.routes.common import (
+    PrincipalDep,
+    StoreDep,
+    StrictBody,
+    access,
+    precondition_from_headers,
+)
 from memhub.api.routes.v1_files import revision_json
 from memhub.errors import BadRequest, MemhubError
 from memhub.store import Store
@@ -28,12 +34,12 @@ MAX_BATCH_READ_BYTES = 64 * 1024 * 1024
 Encoding = Literal["utf-8", "base64"]
 
 
-class BatchRead(BaseModel):
+class BatchRead(StrictBody):
     paths: list[str] = Field(max_length=MAX_BATCH)
     encoding: Encoding = "base64"
 
 
-class WriteOp(BaseModel):
+class WriteOp(StrictBody):
     op: Literal["put", "delete"] = "put"
     path: str
     content: str | None = None
@@ -44,7 +50,7 @@ class WriteOp(BaseModel):
     message: str | None = Field(default=None, max_length=4096)
 
 
-class BatchWrite(BaseModel):
+class BatchWrite(StrictBody):
     operations: list[WriteOp] = Field(max_length=MAX_BATCH)
     session_id: str | None = Field(default=None, max_length=255)
 

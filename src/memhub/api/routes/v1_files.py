@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.routes.common import (
@@ -14,6 +14,7 @@ from memhub.api.routes.common import (
     MAX_INT64,
     PrincipalDep,
     StoreDep,
+    StrictBody,
     access,
     fence_from,
     header_text,
@@ -27,11 +28,11 @@ from memhub.store import Revision, WriteResult
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 
-class WorkspaceCreate(BaseModel):
+class WorkspaceCreate(StrictBody):
     name: str = Field(min_length=1, max_length=64)
 
 
-class RestoreRequest(BaseModel):
+class RestoreRequest(StrictBody):
     rev: int = Field(ge=1, le=MAX_INT64)
     message: str | None = Field(default=None, max_length=4096)
 
@@ -73,6 +74,7 @@ def create_workspace(
 
 @router.get("/workspaces/{workspace}")
 def get_workspace(workspace: str, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """A workspace's head rev, file count and bytes."""
     workspace = access(principal, workspace, "read")
     return store.get_workspace(workspace)
 
@@ -149,7 +151,6 @@ async def write_file(
     fence = fence_from(x_memhub_lease, x_memhub_lease_token)
     message = header_text(x_memhub_message)
     session_id = header_text(x_memhub_session_id, MAX_HEADER_TEXT)
-    content_type = header_text(content_type, MAX_HEADER_TEXT)
     body = await receive_body(request)
     try:
         result = await run_in_threadpool(
@@ -228,6 +229,7 @@ def get_revision(
     store: StoreDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
+    """One revision's metadata."""
     workspace = access(principal, workspace, "read")
     return revision_json(store.revision(workspace, rev))
 

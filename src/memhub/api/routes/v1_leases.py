@@ -5,34 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from memhub.api.routes.common import PrincipalDep, StoreDep, access
+from memhub.api.routes.common import PrincipalDep, StoreDep, StrictBody, access
 from memhub.store.leases import MAX_TTL
 from memhub.store.paths import validate_name
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 
-class AcquireRequest(BaseModel):
+class AcquireRequest(StrictBody):
     holder: str = Field(min_length=1, max_length=255)
     ttl: float = Field(default=7200, gt=0, le=MAX_TTL)
     force: bool = False
 
 
-class RenewRequest(BaseModel):
+class RenewRequest(StrictBody):
     holder: str = Field(min_length=1, max_length=255)
     token: int
     ttl: float = Field(default=7200, gt=0, le=MAX_TTL)
 
 
-class ReleaseRequest(BaseModel):
+class ReleaseRequest(StrictBody):
     holder: str = Field(min_length=1, max_length=255)
     token: int
 
 
 @router.get("/workspaces/{workspace}/leases")
 def list_leases(workspace: str, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The workspace's leases: holder, fencing token, time left."""
     workspace = access(principal, workspace, "read")
     now = store.clock()
     return {"leases": [lease.to_dict(now) for lease in store.leases.list(workspace)]}
@@ -42,6 +43,7 @@ def list_leases(workspace: str, store: StoreDep, principal: PrincipalDep) -> dic
 def get_lease(
     workspace: str, name: str, store: StoreDep, principal: PrincipalDep
 ) -> dict[str, Any]:
+    """One lease."""
     workspace = access(principal, workspace, "read")
     return store.leases.get(workspace, validate_name(name, "lease name")).to_dict(store.clock())
 
@@ -60,6 +62,7 @@ def acquire_lease(
 def renew_lease(
     workspace: str, name: str, body: RenewRequest, store: StoreDep, principal: PrincipalDep
 ) -> dict[str, Any]:
+    """Extend a lease held with this holder and token."""
     workspace = access(principal, workspace, "write")
     lease = store.leases.renew(workspace, name, body.holder, body.token, body.ttl)
     return lease.to_dict(store.clock())
@@ -69,6 +72,7 @@ def renew_lease(
 def release_lease(
     workspace: str, name: str, body: ReleaseRequest, store: StoreDep, principal: PrincipalDep
 ) -> dict[str, Any]:
+    """Release a lease held with this holder and token."""
     workspace = access(principal, workspace, "write")
     lease = store.leases.release(workspace, name, body.holder, body.token)
     return lease.to_dict(store.clock())

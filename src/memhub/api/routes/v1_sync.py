@@ -7,19 +7,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.routes.common import (
     MAX_INT64,
     PrincipalDep,
     StoreDep,
+    StrictBody,
     access,
     fence_from,
     precondition_from_headers,
 )
 from memhub.api.routes.v1_files import revision_json, write_response
-from memhub.api.transfer import receive_body
+from memhub.api.transfer import receive_limited
 from memhub.store import ChunkRef
 from memhub.store.service import MAX_MANIFEST_CHUNKS
 
@@ -29,21 +30,21 @@ MAX_WAIT = 60.0
 RECHECK = 1.0  # how often a long-poll re-reads the database (writes via other nodes)
 
 
-class MissingRequest(BaseModel):
+class MissingRequest(StrictBody):
     chunks: list[str] = Field(max_length=MAX_MANIFEST_CHUNKS)
 
 
-class ChunkModel(BaseModel):
+class ChunkModel(StrictBody):
     sha256: str = Field(min_length=64, max_length=64)
     size: int = Field(ge=0, le=MAX_INT64)
 
 
-class LeaseFence(BaseModel):
+class LeaseFence(StrictBody):
     name: str
     token: int
 
 
-class CommitRequest(BaseModel):
+class CommitRequest(StrictBody):
     path: str
     sha256: str = Field(min_length=64, max_length=64)
     chunks: list[ChunkModel] = Field(max_length=MAX_MANIFEST_CHUNKS)
@@ -99,21 +100,13 @@ async def put_chunk(
 ) -> JSONResponse:
     """Upload one chunk; its bytes must hash to ``sha256``. 201 new, 200 already held."""
     workspace = access(principal, workspace, "write")
-    body = await receive_body(request)
-    data = body if isinstance(body, bytes) else await run_in_threadpool(_read_all, body)
+    data = await receive_limited(request, store.max_chunk_bytes)
     created = await run_in_threadpool(store.put_chunk, workspace, sha256, data)
     request.app.state.metrics.bytes_in.inc(len(data))
     return JSONResponse(
         {"sha256": sha256.lower(), "size": len(data), "created": created},
         status_code=201 if created else 200,
     )
-
-
-def _read_all(spool: Any) -> bytes:
-    try:
-        return bytes(spool.read())
-    finally:
-        spool.close()
 
 
 @router.post("/workspaces/{workspace}/commits")
@@ -133,6 +126,7 @@ def commit(
         session_id=body.session_id,
         message=body.message,
         fence=fence_from(body.lease.name, body.lease.token) if body.lease else None,
+        max_bytes=request.app.state.settings.max_body_bytes,
     )
     request.app.state.metrics.revisions.labels("commit").inc()
     return write_response(result)

@@ -21,7 +21,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from memhub.memory.blocks import Block
+from memhub.memory.blocks.model import Block
 
 MAX_HEADING = 200  # longer headings are never turn headings or dates
 
