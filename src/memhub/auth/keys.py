@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import Row, insert, select, update
 
 from memhub.auth.principal import SCOPES, Principal
+from memhub.core.paths import validate_name
 from memhub.errors import BadRequest, MemhubError, NotFound, Unauthorized
 from memhub.store.metadata import Metadata
-from memhub.store.paths import validate_name
 from memhub.store.schema import api_keys
 
 KEY_PREFIX = "mh_"

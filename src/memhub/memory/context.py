@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select
 
+from memhub.core.protocol import CONTEXT_DEPTHS
 from memhub.errors import BadRequest, MemhubError
 from memhub.memory.blocks import Block, classify, split_file
 from memhub.memory.index import Hit, SearchFilters, SearchIndex, decode_text
@@ -39,7 +40,7 @@ from memhub.store import Store
 from memhub.store.schema import revisions
 
 Depth = Literal["basic", "wide", "deep", "temporal"]
-DEPTHS: tuple[str, ...] = ("basic", "wide", "deep", "temporal")
+DEPTHS: tuple[str, ...] = CONTEXT_DEPTHS
 ENTITY_KINDS = ("entity", "user")
 MAX_ENTITIES = 5
 RECENT_TIMELINE_BLOCKS = 6

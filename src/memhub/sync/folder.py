@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from memhub.client import MemhubClient
+from memhub.client.http import MemhubClient
+from memhub.core.paths import normalize_prefix
 from memhub.errors import BadRequest, Conflict, MemhubError
-from memhub.store.paths import normalize_prefix
 from memhub.sync.local import (
     Entry,
     LocalFile,
@@ -56,6 +56,7 @@ class Report:
     skipped: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     planned: list[dict[str, str]] = field(default_factory=list)
+    blocked: str | None = None  # a dry run that the mass-delete guard would refuse
     bytes_up: int = 0
     bytes_down: int = 0
     seconds: float = 0.0
@@ -78,6 +79,7 @@ class Report:
             "skipped": self.skipped,
             "errors": self.errors,
             "planned": self.planned,
+            "blocked": self.blocked,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
             "seconds": round(self.seconds, 3),
@@ -97,15 +99,21 @@ class FolderSync:
         root: Path,
         client: MemhubClient,
         *,
-        prefix: str = "",
+        prefix: str | None = None,
         host: str | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.root = root.resolve()
         self.client = client
-        self.prefix = normalize_prefix(prefix.strip("/") + "/" if prefix.strip("/") else "")
+        # None: the prefix the folder's state recorded on its last sync (or the root)
+        self.prefix_given = prefix is not None
+        self.prefix = self._normal(prefix or "")
         self.host = host or socket.gethostname()
         self.progress = progress or (lambda _what, _n: None)
+
+    @staticmethod
+    def _normal(prefix: str) -> str:
+        return normalize_prefix(prefix.strip("/") + "/" if prefix.strip("/") else "")
 
     # -- one round ------------------------------------------------------------------
 
@@ -142,8 +150,13 @@ class FolderSync:
                 push=push,
                 pull=pull,
             )
-            self._check_deletions(steps, max(len(base), len(local), 1), max_delete)
             report.planned = [{"path": s.path, "action": s.action.value} for s in steps]
+            try:
+                self._check_deletions(steps, max(len(base), len(local), 1), max_delete)
+            except Conflict as exc:
+                if not dry_run:
+                    raise
+                report.blocked = str(exc)
             self.progress("plan", sum(1 for s in steps if s.action is not Action.ADOPT))
             if dry_run:
                 report.seconds = time.perf_counter() - started
@@ -162,6 +175,8 @@ class FolderSync:
 
     def _state(self) -> State:
         state = State.load(self.root)
+        if not self.prefix_given and state.server:
+            self.prefix = state.prefix
         if state.server and (
             state.server != self.client.server
             or state.workspace != self.client.workspace
@@ -195,11 +210,11 @@ class FolderSync:
     def _remote(self, state: State) -> tuple[dict[str, Remote], int]:
         """The server's head of every path under the prefix, and the cursor to save."""
         if state.cursor == 0:
-            head = int(self.client.changes(0, limit=1)["head_rev"])
+            head = self.client.changes(0, limit=1).head_rev
             remote: dict[str, Remote] = {}
             for item in self.client.list_files(prefix=self.prefix, include_deleted=True):
-                rel = item["path"][len(self.prefix) :]
-                remote[rel] = Remote(None if item["deleted"] else item["sha256"], item["rev"])
+                rel = item.path[len(self.prefix) :]
+                remote[rel] = Remote(None if item.deleted else item.sha256, item.rev)
             return remote, head
         remote = {p: Remote(e.sha256, e.rev) for p, e in state.files.items()}
         for p, pending in state.pending.items():
@@ -207,13 +222,13 @@ class FolderSync:
         cursor = state.cursor
         while True:
             page = self.client.changes(cursor, limit=5000)
-            for change in page["changes"]:
-                path = change["path"]
+            for change in page.changes:
+                path = change.path
                 if path.startswith(self.prefix):
-                    sha = None if change["deleted"] else change["sha256"]
-                    remote[path[len(self.prefix) :]] = Remote(sha, change["rev"])
-            cursor = page["next_since"]
-            if not page["has_more"]:
+                    sha = None if change.deleted else change.sha256
+                    remote[path[len(self.prefix) :]] = Remote(sha, change.rev)
+            cursor = page.next_since
+            if not page.has_more:
                 return remote, cursor
 
     # -- applying the plan ---------------------------------------------------------------
@@ -337,7 +352,7 @@ class FolderSync:
                     handle,
                     if_match=condition.get("if_match", "").strip('"') or None,
                     if_none_match="if_none_match" in condition,
-                )
+                ).model_dump()
         except (OSError, MemhubError) as exc:
             report.errors.append({"path": step.path, "error": str(exc)})
             return
