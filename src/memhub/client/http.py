@@ -26,6 +26,7 @@ from memhub.core.models import (
     WorkspaceInfo,
     WriteInfo,
 )
+from memhub.core.paths import normalize_path
 from memhub.core.protocol import MESSAGE_HEADER, USER_AGENT
 from memhub.errors import MemhubError, StorageUnavailable
 
@@ -80,7 +81,10 @@ def _pieces(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
 
 
 def _q(path: str) -> str:
-    return quote(path, safe="/")
+    """A workspace path for a URL, checked by the server's own rules first: a path the
+    server would refuse (or that a URL would rewrite, like ``a/../b``) fails here with
+    :class:`InvalidPath` before anything is sent."""
+    return quote(normalize_path(path), safe="/")
 
 
 class MemhubClient:
