@@ -334,3 +334,22 @@ def test_per_file_commands_are_conditional_and_speak_json(cli: Cli, tmp_path: Pa
     back = cli.json("restore", path, "--rev", str(created["rev"]))
     assert back["restored_from"] == created["rev"] and cli("get", path).stdout == "one\n"
     assert path in cli("ls", "files-test/").stdout
+
+
+def test_session_start_hook_pulls_then_prints_the_context_and_stop_pushes(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mem"
+    folder.mkdir()
+    assert cli("hooks", "install", "--claude", "--folder", f"{folder}:hook-test").exit_code == 0
+    assert (
+        cli("put", "hook-test/decisions.md", input="# Decisions\n\nUse PostgreSQL.\n").exit_code
+        == 0
+    )
+    started = cli("hook", "session-start")
+    assert started.exit_code == 0, started.stderr
+    assert (folder / "decisions.md").read_text() == "# Decisions\n\nUse PostgreSQL.\n"
+    assert "memhub hook:" not in started.stderr
+    (folder / "later.md").write_text("written during the session\n")
+    assert cli("hook", "stop").exit_code == 0
+    assert cli("get", "hook-test/later.md").stdout == "written during the session\n"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -130,7 +133,28 @@ def hook(
     """Run one hook (Claude Code calls this). Never fails the agent: errors are warnings."""
     from memhub.sync import hooks as claude_hooks
 
-    raise typer.Exit(claude_hooks.run_hook(event, client_settings().config_dir))
+    out, err = sys.stdout, sys.stderr
+    code = claude_hooks.run_hook(event, client_settings().config_dir, _run_step, out=out, err=err)
+    raise typer.Exit(code)
+
+
+def _run_step(args: list[str]) -> tuple[int, str, str]:
+    """One ``memhub ARGS`` in this process, its output captured (a hook pays for one
+    interpreter start, not one per step)."""
+    from typer._click.exceptions import ClickException
+
+    from memhub.cli.main import app as root
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = root(args, prog_name="memhub", standalone_mode=False)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except ClickException as exc:
+            exc.show(err)
+            code = exc.exit_code
+    return (code if isinstance(code, int) else 0), out.getvalue(), err.getvalue()
 
 
 def doctor(

@@ -6,8 +6,9 @@ adding an entry twice; ``uninstall`` removes exactly those entries. What the
 hooks sync (folders, SQLite databases) and how much context they print is in
 ``<memhub config dir>/hooks.json``.
 
-A hook must never block or break the agent: each step runs as a subprocess
-with a deadline, and any failure is a warning on stderr with exit code 0.
+A hook must never block or break the agent: its steps (memhub commands) run
+in the hook's own process, in a worker thread under a deadline, and any
+failure is a warning on stderr with exit code 0.
 SessionStart prints the memory context to stdout, which Claude Code adds to
 the session.
 """
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
-import time
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -198,63 +199,73 @@ class HookConfig(BaseModel):
 
 
 def steps_for(event: str, config: HookConfig) -> list[list[str]]:
-    """The memhub commands a hook runs, in order."""
-    base = [sys.executable, "-m", "memhub"]
+    """The memhub commands (arguments after ``memhub``) a hook runs, in order."""
     steps: list[list[str]] = []
     if event == "session-start":
         for folder in config.folders:
-            steps.append([*base, "pull", folder.path, "--prefix", folder.prefix])
+            steps.append(["pull", folder.path, "--prefix", folder.prefix])
         for db in config.databases:
-            steps.append([*base, "db", "pull", db.file, "--name", db.name])
-        steps.append(
-            [*base, "context", "--depth", config.depth, "--max-tokens", str(config.max_tokens)]
-        )
+            steps.append(["db", "pull", db.file, "--name", db.name])
+        steps.append(["context", "--depth", config.depth, "--max-tokens", str(config.max_tokens)])
     else:
         for folder in config.folders:
-            steps.append([*base, "push", folder.path, "--prefix", folder.prefix])
+            steps.append(["push", folder.path, "--prefix", folder.prefix])
         for db in config.databases:
-            steps.append([*base, "db", "push", db.file, "--name", db.name])
+            steps.append(["db", "push", db.file, "--name", db.name])
     return steps
 
 
-def warn(message: str) -> None:
-    print(f"memhub hook: {message}", file=sys.stderr)
+StepResult = tuple[int, str, str]  # exit code, stdout, stderr
+StepRunner = Callable[[list[str]], StepResult]
 
 
-def run_hook(event: str, config_dir: Path, budget: float = BUDGET) -> int:
-    """Run one hook's steps; print the context on session start. Always returns 0: a
-    failure is a warning on stderr, never a broken agent session."""
+def run_hook(
+    event: str,
+    config_dir: Path,
+    run_step: StepRunner,
+    *,
+    budget: float = BUDGET,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run one hook's steps with ``run_step`` (the CLI runs them in its own process: no
+    interpreter start per step) in a worker thread, and print the context on session
+    start. Always returns 0: a failure, or running out of ``budget`` seconds, is a
+    warning on stderr, never a broken agent session."""
+    out, err = out or sys.stdout, err or sys.stderr
     if event not in EVENTS.values():
-        warn(f"unknown event {event!r}")
+        print(f"memhub hook: unknown event {event!r}", file=err)
         return 0
     try:
         config = HookConfig.load(config_dir)
     except BadRequest as exc:
-        warn(f"{exc}; nothing is pulled or pushed until it is fixed")
+        print(f"memhub hook: {exc}; nothing is pulled or pushed until it is fixed", file=err)
         return 0
-    deadline = time.monotonic() + budget
-    for argv in steps_for(event, config):
-        remaining = deadline - time.monotonic()
-        if remaining <= 1:
-            warn("out of time; skipping the remaining steps")
-            break
-        label = " ".join(argv[3:5])
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=remaining,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            warn(f"{label} did not finish: {exc}")
-            continue
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"]
-            warn(f"{label} failed: {tail[0]}")
-            continue
-        if argv[3] == "context":
-            sys.stdout.write(done.stdout)
+    messages: list[str] = []
+    context: list[str] = []
+
+    def work() -> None:
+        for args in steps_for(event, config):
+            label = " ".join(args[:2])
+            try:
+                code, stdout, stderr = run_step(args)
+            except Exception as exc:  # the boundary: a hook reports, it never raises
+                messages.append(f"{label} failed: {exc!r}")
+                continue
+            if code != 0:
+                tail = (stderr or stdout).strip().splitlines()[-1:] or [f"exit code {code}"]
+                messages.append(f"{label} failed: {tail[0]}")
+            elif args[0] == "context":
+                context.append(stdout)
+
+    worker = threading.Thread(target=work, name=f"memhub-hook-{event}", daemon=True)
+    worker.start()
+    worker.join(budget)
+    for message in list(messages):
+        print(f"memhub hook: {message}", file=err)
+    if worker.is_alive():
+        print(f"memhub hook: out of time after {budget:.0f} s; the rest is skipped", file=err)
+        return 0
+    out.write("".join(context))
+    out.flush()
     return 0
