@@ -143,7 +143,7 @@ def _run_step(args: list[str]) -> tuple[int, str, str]:
     interpreter start, not one per step)."""
     from typer._click.exceptions import ClickException
 
-    from memhub.cli.main import app as root
+    from memhub.cli.app import app as root
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -1,9 +1,11 @@
-"""The ``memhub`` command: a lazy table of commands.
+"""The ``memhub`` command: a table of commands, imported lazily.
 
 Start-up is a feature (``memhub --help`` and ``memhub version`` aim at 0.25 s,
-see ``bench/cli.py``): this module imports typer and nothing else of memhub's.
-Each command lives in its own module, imported only when that command runs or
-shows its help; the root help is printed from the table below.
+see ``bench/cli.py``): this module imports nothing but :mod:`memhub`'s version.
+``memhub``, ``memhub -h/--help`` and ``memhub version`` are answered from the
+table below without even importing typer; everything else goes to the Typer
+app in :mod:`memhub.cli.app`, which imports a command's module only when that
+command runs or shows its help.
 
 **Adding a command or a group is ONE line in ``COMMANDS``**::
 
@@ -12,23 +14,23 @@ shows its help; the root help is printed from the table below.
 
 ``target`` is ``"module:attribute"``: a ``typer.Typer`` (a group), a plain
 function (a command, its parameters declared with ``Annotated`` as usual) or a
-ready click command.
-``panel`` groups the root help; ``summary`` is the one line shown there (keep
-it equal to the first line of the command's docstring). The root callback
-builds the client's settings once (:class:`memhub.cli.common.CliState`);
-commands read them with :func:`memhub.cli.common.state`.
+ready click command. ``panel`` groups the root help; ``summary`` is its one
+line there (keep it close to the first line of the command's docstring).
+``tests/unit/test_docs.py`` then asks the README to document the command and
+each of its flags. The root callback builds the client's settings once
+(:class:`memhub.cli.state.CliState`); commands read them through
+:func:`memhub.cli.common.client_settings`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, NamedTuple
-
-import typer
-from typer import _click as click
-from typer.core import TyperCommand, TyperGroup
+import sys
+from typing import TYPE_CHECKING, Any
 
 from memhub import __version__
+
+if TYPE_CHECKING:
+    pass
 
 SERVER, FILES, MEMORY, SYNC, DB, KEYS, HOOKS, MAINTENANCE = (
     "Server",
@@ -40,13 +42,16 @@ SERVER, FILES, MEMORY, SYNC, DB, KEYS, HOOKS, MAINTENANCE = (
     "Hooks",
     "Maintenance",
 )
+HELP = "memhub: a self-hosted memory hub for AI agents."
 
 
-class Entry(NamedTuple):
-    name: str
-    target: str  # "module:attribute": a typer.Typer or a command function
-    panel: str
-    summary: str
+class Entry:
+    """One command of the table (a plain class: no ``typing`` import at start-up)."""
+
+    __slots__ = ("name", "panel", "summary", "target")
+
+    def __init__(self, name: str, target: str, panel: str, summary: str) -> None:
+        self.name, self.target, self.panel, self.summary = name, target, panel, summary
 
 
 COMMANDS: tuple[Entry, ...] = (
@@ -74,86 +79,43 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("hook", "memhub.cli.hooks:hook", HOOKS, "Run one hook (Claude Code calls this)."),
     Entry("fsck", "memhub.cli.maintenance:fsck", MAINTENANCE, "Check the store."),
     Entry("gc", "memhub.cli.maintenance:gc", MAINTENANCE, "Collect unreferenced blobs."),
-    Entry("version", "memhub.cli.main:VERSION", MAINTENANCE, "Print memhub's version."),
+    Entry("version", "memhub.cli.app:VERSION", MAINTENANCE, "Print memhub's version."),
 )
 BY_NAME = {entry.name: entry for entry in COMMANDS}
 
 
-def version() -> None:
-    """Print memhub's version."""
-    typer.echo(__version__)
+def root_help() -> str:
+    """The root help, grouped by panel, straight from the table."""
+    lines = ["Usage: memhub [OPTIONS] COMMAND [ARGS]...", "", f"  {HELP}", "", "Options:"]
+    lines += ["  -h, --help  Show this message and exit."]
+    panels: dict[str, list[Entry]] = {}
+    for entry in COMMANDS:
+        panels.setdefault(entry.panel, []).append(entry)
+    for panel, entries in panels.items():
+        width = max(len(e.name) for e in entries) + 2
+        lines += ["", f"{panel}:"]
+        lines += [f"  {e.name:<{width}}{e.summary}" for e in entries]
+    lines += ["", "Run `memhub COMMAND -h` for a command's options."]
+    return "\n".join(lines) + "\n"
 
 
-# a plain click command: typer's parameter machinery (and pydantic) is not even imported
-VERSION = TyperCommand(name="version", callback=version, help="Print memhub's version.")
+def __getattr__(name: str) -> Any:
+    """``memhub.cli.main.app``: the Typer app, built on first use."""
+    if name == "app":
+        from memhub.cli.app import app
 
-
-def load(entry: Entry) -> click.Command:
-    """Import one entry's module and turn its target into a click command."""
-    module, _, attribute = entry.target.partition(":")
-    target: Any = getattr(importlib.import_module(module), attribute)
-    if isinstance(target, click.Command):
-        command = target
-    elif isinstance(target, typer.Typer):
-        target.rich_markup_mode = None  # plain help: no boxes, flags without "<bool>"
-        command = typer.main.get_group(target)  # a group, without completion options
-    else:
-        single = typer.Typer(add_completion=False, rich_markup_mode=None)
-        single.command(entry.name)(target)
-        command = typer.main.get_command(single)
-    command.name = entry.name
-    return command
-
-
-class LazyGroup(TyperGroup):
-    """Commands come from ``COMMANDS``, imported on first use; the root help is plain text."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [entry.name for entry in COMMANDS]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = BY_NAME.get(cmd_name)
-        return load(entry) if entry else None
-
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        self.format_usage(ctx, formatter)
-        formatter.write_paragraph()
-        formatter.write_text(self.help or "")
-        self.format_options(ctx, formatter)
-        panels: dict[str, list[tuple[str, str]]] = {}
-        for entry in COMMANDS:
-            panels.setdefault(entry.panel, []).append((entry.name, entry.summary))
-        for panel, rows in panels.items():
-            with formatter.section(panel):
-                formatter.write_dl(rows)
-        formatter.write_paragraph()
-        formatter.write_text("Run `memhub COMMAND --help` for a command's options.")
-
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [rv for p in self.get_params(ctx) if (rv := p.get_help_record(ctx)) is not None]
-        if rows:
-            with formatter.section("Options"):
-                formatter.write_dl(rows)
-
-
-app = typer.Typer(
-    name="memhub",
-    cls=LazyGroup,
-    help="memhub: a self-hosted memory hub for AI agents.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-
-
-@app.callback()
-def root(ctx: typer.Context) -> None:
-    """memhub: a self-hosted memory hub for AI agents."""
-    from memhub.cli.state import CliState  # tiny: no settings are read until a command asks
-
-    ctx.obj = CliState()
+        return app
+    raise AttributeError(name)
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if args in ([], ["-h"], ["--help"]):
+        sys.stdout.write(root_help())
+        return
+    if args in (["version"], ["--version"]):
+        sys.stdout.write(__version__ + "\n")
+        return
+    from memhub.cli.app import app
+
     app()

@@ -10,13 +10,30 @@ one code path::
 
     with connect(ClientSettings()) as client:
         client.search("what did we decide about caching?")
+
+The names below are imported on first use (``memhub.client.settings`` alone
+does not load httpx).
 """
 
-from memhub.client.connect import connect
-from memhub.client.http import MemhubClient, ServerUnreachable
-from memhub.client.retry import NO_RETRY, RetryPolicy
-from memhub.client.settings import ClientSettings
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memhub.client.factory import connect
+    from memhub.client.http import MemhubClient, ServerUnreachable
+    from memhub.client.retry import NO_RETRY, RetryPolicy
+    from memhub.client.settings import ClientSettings
+
+_WHERE = {
+    "connect": "memhub.client.factory",
+    "MemhubClient": "memhub.client.http",
+    "ServerUnreachable": "memhub.client.http",
+    "NO_RETRY": "memhub.client.retry",
+    "RetryPolicy": "memhub.client.retry",
+    "ClientSettings": "memhub.client.settings",
+}
 __all__ = [
     "NO_RETRY",
     "ClientSettings",
@@ -25,3 +42,9 @@ __all__ = [
     "ServerUnreachable",
     "connect",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'memhub.client' has no attribute {name!r}")
