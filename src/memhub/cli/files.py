@@ -14,6 +14,8 @@ import base64
 import difflib
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -53,6 +55,22 @@ def _client(
     server: str | None, key: str | None, workspace: str | None, data_dir: Path | None
 ) -> MemhubClient:
     return connect(profile(server, key, workspace, data_dir), data_dir=data_dir)
+
+
+@contextmanager
+def _session(
+    server: str | None,
+    key: str | None,
+    workspace: str | None,
+    data_dir: Path | None,
+    json_output: bool,
+) -> Iterator[MemhubClient]:
+    """The client of one command; a memhub error ends the command (as JSON with --json)."""
+    try:
+        with _client(server, key, workspace, data_dir) as client:
+            yield client
+    except MemhubError as exc:
+        fail_with(exc, json_output)
 
 
 def _when(timestamp: float) -> str:
@@ -129,11 +147,8 @@ def get(
     json_output: JsonOption = False,
 ) -> None:
     """Print a file, or one of its revisions (--rev)."""
-    try:
-        with _client(server, key, workspace, data_dir) as client:
-            headers, data = client.get(path, rev=rev)
-    except MemhubError as exc:
-        fail_with(exc, json_output)
+    with _session(server, key, workspace, data_dir, json_output) as client:
+        headers, data = client.get(path, rev=rev)
     if json_output:
         try:
             content, encoding = data.decode("utf-8"), "utf-8"
@@ -170,11 +185,8 @@ def ls(
     json_output: JsonOption = False,
 ) -> None:
     """List files under a prefix: path, rev, size, when."""
-    try:
-        with _client(server, key, workspace, data_dir) as client:
-            files = list(client.list_files(prefix=prefix, include_deleted=deleted))
-    except MemhubError as exc:
-        fail_with(exc, json_output)
+    with _session(server, key, workspace, data_dir, json_output) as client:
+        files = list(client.list_files(prefix=prefix, include_deleted=deleted))
     if json_output:
         print_json({"ok": True, "files": [f.model_dump() for f in files]})
         return
@@ -201,14 +213,11 @@ def rm(
     json_output: JsonOption = False,
 ) -> None:
     """Delete a file (conditional by default: the version it reads first, or --if-match)."""
-    try:
-        with _client(server, key, workspace, data_dir) as client:
-            condition = if_match or (None if force else _head_sha(client, path))
-            if condition is None and not force:
-                fail_with(_absent(path), json_output)
-            tomb = client.delete(path, if_match=condition)
-    except MemhubError as exc:
-        fail_with(exc, json_output)
+    with _session(server, key, workspace, data_dir, json_output) as client:
+        condition = if_match or (None if force else _head_sha(client, path))
+        if condition is None and not force:
+            fail_with(_absent(path), json_output)
+        tomb = client.delete(path, if_match=condition)
     if json_output:
         print_json({"ok": True, **tomb.model_dump()})
     else:
@@ -231,11 +240,8 @@ def history(
     json_output: JsonOption = False,
 ) -> None:
     """The revisions of a file, newest first."""
-    try:
-        with _client(server, key, workspace, data_dir) as client:
-            page = client.history(path, limit=limit)
-    except MemhubError as exc:
-        fail_with(exc, json_output)
+    with _session(server, key, workspace, data_dir, json_output) as client:
+        page = client.history(path, limit=limit)
     if json_output:
         print_json({"ok": True, **page.model_dump()})
         return
@@ -268,12 +274,9 @@ def diff(
     json_output: JsonOption = False,
 ) -> None:
     """Unified diff between two revisions (colour on a terminal)."""
-    try:
-        with _client(server, key, workspace, data_dir) as client:
-            old, new = _pair(client, path, rev1, rev2)
-            texts = [_text(client, path, rev) for rev in (old, new)]
-    except MemhubError as exc:
-        fail_with(exc, json_output)
+    with _session(server, key, workspace, data_dir, json_output) as client:
+        old, new = _pair(client, path, rev1, rev2)
+        texts = [_text(client, path, rev) for rev in (old, new)]
     a, b = texts
     if a is None or b is None:
         lines = [f"Binary revisions {old} and {new} of {path} differ\n"] if a != b else []
@@ -343,18 +346,15 @@ def restore(
     json_output: JsonOption = False,
 ) -> None:
     """Make an old revision current again (a new revision; conditional on the head read)."""
-    try:
-        with _client(server, key, workspace, data_dir) as client:
-            head = None if force else _head_sha(client, path)
-            written = client.restore(
-                path,
-                rev,
-                if_match=head,
-                if_none_match=not force and head is None,  # deleted: only while still deleted
-                message=message,
-            )
-    except MemhubError as exc:
-        fail_with(exc, json_output)
+    with _session(server, key, workspace, data_dir, json_output) as client:
+        head = None if force else _head_sha(client, path)
+        written = client.restore(
+            path,
+            rev,
+            if_match=head,
+            if_none_match=not force and head is None,  # deleted: only while still deleted
+            message=message,
+        )
     result: dict[str, Any] = {"ok": True, "restored_from": rev, **written.model_dump()}
     if json_output:
         print_json(result)

@@ -314,9 +314,9 @@ def _watch(directory: Path, options: dict[str, Any]) -> None:
         except MemhubError:
             return  # the rounds report a server that cannot be reached
 
-    threading.Thread(target=local_changes, daemon=True).start()
+    for target in (local_changes, remote_changes):  # both before the first round
+        threading.Thread(target=target, daemon=True).start()
     console.print(f"watching {root} (Ctrl-C to stop)")
-    started_remote = False
     try:
         while True:
             try:
@@ -329,9 +329,6 @@ def _watch(directory: Path, options: dict[str, Any]) -> None:
             if fatal:
                 stop.set()
                 fail_with(fatal[0], bool(options["json_output"]))
-            if not started_remote:
-                threading.Thread(target=remote_changes, daemon=True).start()
-                started_remote = True
             trigger.wait()
             if fatal:
                 continue
