@@ -52,7 +52,10 @@ class Profile:
     def redacted(self) -> dict[str, str | None]:
         key = self.key
         return {
-            "server": self.server if self.explicit else "(in-process, local data dir)",
+            "server": self.server
+            if self.explicit
+            else f"{self.server} (none configured: sync and db use this one; search, "
+            "context and the file commands run in-process on the local data dir)",
             "workspace": self.workspace,
             "key": f"{key[:11]}…" if key else None,
             "key_source": self.source,
