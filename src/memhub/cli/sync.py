@@ -292,10 +292,12 @@ def _watch(directory: Path, options: dict[str, Any]) -> None:
             if any(".memhub" not in Path(p).parts and ".memhub-tmp-" not in p for _c, p in changes):
                 trigger.set()
 
+    chosen = profile(options["server"], options["key"], options["workspace"])
+    listener = remote(chosen, timeout=90)  # built here: the settings live in this thread
+
     def remote_changes() -> None:
-        chosen = profile(options["server"], options["key"], options["workspace"])
         try:
-            with remote(chosen, timeout=90) as client:
+            with listener as client:
                 since = client.changes(0, limit=1).head_rev
                 while not stop.is_set():
                     try:
