@@ -14,8 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-serve: install
-	$(BIN)/memhub serve
+# the runtime only (dev tooling is for `make test`); DATA_DIR=... keeps the data there
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+
+$(RUNTIME_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+serve: $(RUNTIME_STAMP)
+	$(BIN)/memhub serve $(if $(DATA_DIR),--data-dir "$(DATA_DIR)")
 
 lint: install
 	$(BIN)/ruff format --check src tests bench

@@ -69,9 +69,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
+from memhub.core.durable import write_durably
 from memhub.store import Store, open_store
 from memhub.store.blobs import chunk_key
-from memhub.store.blobs.local import write_durably
 from memhub.store.schema import chunks, content_chunks, contents, files, revisions, workspaces
 
 BODY_SIZE = 4096

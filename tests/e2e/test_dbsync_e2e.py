@@ -255,7 +255,7 @@ def test_lease_contention_force_and_release(memhub_server: Any, tmp_path: Path) 
     assert head(server, "dbs/shared.sqlite") is None
     forced = b.ok("db", "push", db, "--force")
     assert forced["lease"]["took_over"] == "host-a" and forced["lease"]["holder"] == "host-b"
-    code, listed, _ = a.run("lease", "list")
+    code, listed, _ = a.run("lease", "list", "--all")  # released leases are hidden by default
     assert code == 0
     assert next(x for x in listed["leases"] if x["name"] == "db:shared")["active"] is False
     # a failed push (A's own copy, never synced with the server's) releases the lease too

@@ -359,7 +359,7 @@ def test_cli_search(data_dir: Path) -> None:
     assert (data_dir / "index" / "cli" / "default").is_dir()
 
     missing = run("search", "x", "--workspace", "nope", "--data-dir", str(data_dir))
-    assert missing.exit_code == 2 and "nope" in missing.output
+    assert missing.exit_code == 1 and "nope" in missing.output  # 1: the operation failed
 
 
 def test_cli_context(data_dir: Path, tmp_path: Path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import typer.main
 
 from memhub.api import create_app
 from memhub.cli.main import app as cli_app
+from memhub.client.settings import ClientSettings
 from memhub.config import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
@@ -19,15 +21,36 @@ def test_every_setting_is_documented() -> None:
         assert f"MEMHUB_{name.upper()}" in README, f"MEMHUB_{name.upper()} is not in README.md"
 
 
-def test_every_command_is_documented() -> None:
+def test_every_client_setting_is_documented() -> None:
+    for name, field in ClientSettings.model_fields.items():
+        aliases = getattr(field.validation_alias, "choices", None)
+        env = str(aliases[0]) if aliases else f"MEMHUB_{name.upper()}"
+        assert env in README, f"{env} is not in README.md"
+
+
+def _commands(group: Any, ctx: Any, prefix: str) -> list[tuple[str, Any]]:
+    """Every command, with its full name, sub-commands of groups included."""
+    found: list[tuple[str, Any]] = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        full = f"{prefix} {name}"
+        found.append((full, command))
+        if hasattr(command, "list_commands"):
+            found += _commands(command, ctx, full)
+    return found
+
+
+def test_every_command_and_flag_is_documented() -> None:
     group = typer.main.get_command(cli_app)
-    assert group.commands  # type: ignore[attr-defined]
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
-        assert f"memhub {name}" in README, f"`memhub {name}` is not in README.md"
+    ctx = typer.Context(group)
+    commands = _commands(group, ctx, "memhub")
+    assert len(commands) > 30, "the command list is suspiciously short"
+    for full, command in commands:
+        assert f"`{full}" in README, f"`{full}` is not in README.md"
         for param in command.params:
             for opt in param.opts:
                 if opt.startswith("--") and opt != "--help":
-                    assert opt in README, f"`memhub {name} {opt}` is not in README.md"
+                    assert opt in README, f"`{full} {opt}` is not in README.md"
 
 
 def _readme_form(path: str) -> str:

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from memhub.errors import InvalidPath
-from memhub.store.paths import (
+from memhub.core.paths import (
     MAX_NAME_BYTES,
     MAX_PATH_BYTES,
     MAX_SEGMENT_BYTES,
@@ -18,6 +17,7 @@ from memhub.store.paths import (
     normalize_prefix,
     validate_name,
 )
+from memhub.errors import InvalidPath
 
 ALLOWED_FORMAT_CHARS = {"\u200c", "\u200d"}  # ZWNJ and ZWJ: needed to spell some words
 

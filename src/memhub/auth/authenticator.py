@@ -65,10 +65,6 @@ class Authenticator:
         self._internal_secret = internal_secret or None
         self._default_workspace = default_workspace
 
-    @property
-    def master_configured(self) -> bool:
-        return self._master_hash is not None
-
     def internal(self, headers: Mapping[str, str]) -> Principal | None:
         value = headers.get("x-internal-service")
         if value is None or self._internal_secret is None:

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 
-from memhub.auth.principal import SCOPES, Principal
+from memhub.auth.principal import SCOPES, Principal, PrincipalKind
+from memhub.core.paths import validate_name
 from memhub.errors import BadRequest, MemhubError, NotFound, Unauthorized
 from memhub.store.metadata import Metadata
-from memhub.store.paths import validate_name
 from memhub.store.schema import api_keys
 
 KEY_PREFIX = "mh_"
@@ -69,7 +69,7 @@ class ApiKey:
     def usable(self, now: float) -> bool:
         return not self.revoked and (self.expires_at is None or self.expires_at > now)
 
-    def principal(self, kind: str = "key") -> Principal:
+    def principal(self, kind: PrincipalKind = "key") -> Principal:
         return Principal(
             name=f"key:{self.prefix}",
             workspace=self.workspace,

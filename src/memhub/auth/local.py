@@ -3,26 +3,17 @@ needs no setup: the JWT signing secret and a local admin key."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from memhub.auth.keys import KeyStore
+from memhub.core.durable import write_private
+from memhub.core.protocol import ADMIN_KEY_FILE, JWT_SECRET_FILE, read_local_admin_key
 from memhub.errors import Unauthorized
-from memhub.store.blobs.local import write_durably
-
-JWT_SECRET_FILE = "jwt.secret"
-ADMIN_KEY_FILE = "admin.key"
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = os.umask(0o077)
-    try:
-        write_durably(path, text.encode("utf-8"))
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
+    write_private(path, text.encode("utf-8"))
 
 
 def load_or_create_jwt_secret(data_dir: Path) -> str:
@@ -56,9 +47,4 @@ def ensure_local_admin_key(data_dir: Path, keys: KeyStore, workspace: str) -> tu
     return path, True
 
 
-def read_local_admin_key(data_dir: Path) -> str | None:
-    path = data_dir / ADMIN_KEY_FILE
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
+__all__ = ["ensure_local_admin_key", "load_or_create_jwt_secret", "read_local_admin_key"]

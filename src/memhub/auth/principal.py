@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 SCOPES = ("read", "write", "admin")
+PrincipalKind = Literal["key", "jwt", "master", "internal", "local"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,7 +15,7 @@ class Principal:
     workspace: str | None  # the key's home workspace; None for the master key
     scopes: frozenset[str] = field(default_factory=lambda: frozenset(SCOPES))
     key_id: str | None = None
-    kind: str = "key"  # key | jwt | master | internal | local
+    kind: PrincipalKind = "key"
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes

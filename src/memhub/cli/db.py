@@ -26,15 +26,25 @@ from memhub.cli.common import (
     KeyOption,
     ServerOption,
     WorkspaceOption,
+    client_settings,
     console,
     fail,
+    fail_with,
     print_json,
     profile,
+    remote,
 )
+from memhub.client.retry import RetryPolicy
 from memhub.errors import MemhubError
-from memhub.sync.dbpull import DEFAULT_BACKUP_DAYS, DEFAULT_KEEP_BACKUPS, PullOptions, pull
-from memhub.sync.dbstate import DEFAULT_TTL
-from memhub.sync.dbsync import DEFAULT_CHUNK_SIZE, NullReporter, Reporter, push
+from memhub.sync.dbpull import (
+    DEFAULT_BACKUP_DAYS,
+    DEFAULT_KEEP_BACKUPS,
+    PullOptions,
+    default_backup_dir,
+    pull,
+)
+from memhub.sync.dbstate import DEFAULT_TTL, SyncState, default_holder
+from memhub.sync.dbsync import NullReporter, Reporter, push
 
 app = typer.Typer(
     help="Push and pull live SQLite databases (chunked, leased, conditional).",
@@ -95,10 +105,17 @@ def _run(json_output: bool, work: Any) -> dict[str, Any]:
             with _progress() as progress:
                 result = work(RichReporter(progress))
     except MemhubError as exc:
-        if json_output:
-            print_json({"ok": False, **exc.to_dict()})
-        fail(str(exc), code=1)
+        fail_with(exc, json_output)
     return result
+
+
+def _retry() -> RetryPolicy:
+    """Retries that say why they wait (above the progress bar, or on stderr)."""
+
+    def waiting(seconds: float, reason: str) -> None:
+        _say(f"{reason}; retrying in {seconds:.1f} s")
+
+    return RetryPolicy(attempts=client_settings().retries, on_wait=waiting)
 
 
 def _say(text: str) -> None:
@@ -115,11 +132,14 @@ def push_command(
     file: FileArgument,
     name: NameOption = None,
     chunk_size: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--chunk-size", help="Chunk size in bytes (rounded to a multiple of the page size)."
+            "--chunk-size",
+            help="Chunk size in bytes, rounded to a multiple of the page size (default: 64 KiB, "
+            "doubled until the DB fits in 512 chunks).",
+            show_default=False,
         ),
-    ] = DEFAULT_CHUNK_SIZE,
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Take the lease over from another host.")
     ] = False,
@@ -134,9 +154,10 @@ def push_command(
 ) -> None:
     """Snapshot a database (even while it is written) and upload the chunks the server lacks."""
     chosen = profile(server, key, workspace)
+    settings = client_settings()
 
     def work(reporter: Reporter) -> dict[str, Any]:
-        with chosen.client() as client:
+        with remote(chosen, retry=_retry()) as client:
             return push(
                 client,
                 file,
@@ -145,6 +166,8 @@ def push_command(
                 force=force,
                 overwrite=overwrite,
                 ttl=ttl,
+                holder=default_holder(settings.host_id),
+                state=SyncState(settings.config_dir / SyncState.FILE),
                 reporter=reporter,
             )
 
@@ -194,11 +217,22 @@ def pull_command(
 ) -> None:
     """Download the server's copy, check it, back up the local DB and replace it atomically."""
     chosen = profile(server, key, workspace)
-    options = PullOptions(overwrite, keep_backups, backup_days, backup_dir, before, after)
+    settings = client_settings()
+    backups = backup_dir or default_backup_dir(
+        settings.data_dir, name or file.expanduser().resolve().stem
+    )
+    options = PullOptions(overwrite, keep_backups, backup_days, backups, before, after)
 
     def work(reporter: Reporter) -> dict[str, Any]:
-        with chosen.client() as client:
-            return pull(client, file, name=name, options=options, reporter=reporter)
+        with remote(chosen, retry=_retry()) as client:
+            return pull(
+                client,
+                file,
+                name=name,
+                options=options,
+                state=SyncState(settings.config_dir / SyncState.FILE),
+                reporter=reporter,
+            )
 
     result = _run(json_output, work)
     _warn(result)

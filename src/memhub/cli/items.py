@@ -31,6 +31,7 @@ from memhub.cli.common import (
     open_local_store,
     print_json,
     profile,
+    remote,
 )
 from memhub.errors import MemhubError
 
@@ -141,7 +142,7 @@ class Local:
 def backend(server: str | None, workspace: str | None, data_dir: Path | None) -> Iterator[Backend]:
     chosen = profile(server, None, workspace)
     if chosen.explicit:
-        with chosen.client() as client:
+        with remote(chosen) as client:
             yield Remote(client, chosen.workspace)
         return
     local = Local(data_dir, chosen.workspace)

@@ -17,6 +17,7 @@ from memhub.cli.common import (
     fail,
     open_local_store,
     print_json,
+    print_table,
 )
 from memhub.errors import MemhubError
 from memhub.store import Store
@@ -92,12 +93,9 @@ def list_keys(
         print_json([r.to_dict() for r in records])
         return
     table = Table("id", "prefix", "workspace", "scopes", "created", "expires", "last used", "state")
+    now = datetime.now(UTC).timestamp()
     for r in records:
-        state = (
-            "revoked"
-            if r.revoked
-            else ("expired" if not r.usable(datetime.now(UTC).timestamp()) else "active")
-        )
+        state = "revoked" if r.revoked else ("expired" if not r.usable(now) else "active")
         table.add_row(
             r.id,
             r.prefix,
@@ -108,19 +106,32 @@ def list_keys(
             _when(r.last_used_at),
             state,
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("revoke")
 def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (see `memhub keys list`).")],
+    key_id: Annotated[
+        str, typer.Argument(help="The key's id, or any unique start of it (`memhub keys list`).")
+    ],
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Revoke a key: refused from now on (other server nodes within a few seconds)."""
     store = _open(data_dir)
     try:
-        record = KeyStore(store.meta).revoke(key_id)
+        keys = KeyStore(store.meta)
+        matches = [r for r in keys.list() if r.id.startswith(key_id.strip())] if key_id else []
+        if not matches:
+            fail(f"no API key id starts with {key_id!r} (see `memhub keys list`)", 1)
+        if len(matches) > 1:
+            ids = ", ".join(r.id for r in matches)
+            fail(f"{key_id!r} is the start of {len(matches)} key ids ({ids}): give more of it", 1)
+        if matches[0].revoked:
+            if json_output:
+                print_json({"ok": False, "already_revoked": True, **matches[0].to_dict()})
+            fail(f"key {matches[0].id} was already revoked", 1)
+        record = keys.revoke(matches[0].id)
     except MemhubError as exc:
         fail(str(exc))
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,9 +14,11 @@ from memhub.cli.common import (
     ServerOption,
     WorkspaceOption,
     console,
-    fail,
+    fail_with,
     print_json,
+    print_table,
     profile,
+    remote,
 )
 from memhub.errors import MemhubError
 
@@ -31,35 +33,40 @@ def _when(timestamp: float | None) -> str:
 
 @app.command("list")
 def list_leases(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also show released and expired leases.")
+    ] = False,
     server: ServerOption = None,
     key: KeyOption = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Leases of the workspace: holder, fencing token, time left."""
+    """Leases held in the workspace: holder, fencing token, time left (--all: every lease)."""
     chosen = profile(server, key, workspace)
     try:
-        with chosen.client() as client:
-            leases: list[dict[str, Any]] = client.leases()
+        with remote(chosen) as client:
+            leases = client.leases()
     except MemhubError as exc:
-        fail(str(exc), code=1)
+        fail_with(exc, json_output)
+    if not show_all:
+        leases = [lease for lease in leases if lease.active]
     if json_output:
-        print_json({"workspace": chosen.workspace, "leases": leases})
+        print_json({"workspace": chosen.workspace, "leases": [x.model_dump() for x in leases]})
         return
     if not leases:
-        console.print("no leases")
+        console.print("no lease is held" if not show_all else "no leases")
         return
     table = Table("name", "holder", "token", "acquired", "expires", "left (s)")
     for lease in leases:
         table.add_row(
-            lease["name"],
-            lease["holder"] or "-",
-            str(lease["token"]),
-            _when(lease["acquired_at"]) if lease["active"] else "-",
-            _when(lease["expires_at"]) if lease["active"] else "-",
-            str(int(lease["ttl_remaining"])),
+            lease.name,
+            lease.holder or "-",
+            str(lease.token),
+            _when(lease.acquired_at) if lease.active else "-",
+            _when(lease.expires_at) if lease.active else "-",
+            str(int(lease.ttl_remaining)),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("release")
@@ -73,11 +80,11 @@ def release(
     """Break a lease whoever holds it (its next holder still gets a higher token)."""
     chosen = profile(server, key, workspace)
     try:
-        with chosen.client() as client:
+        with remote(chosen) as client:
             lease = client.force_release(name)
     except MemhubError as exc:
-        fail(str(exc), code=1)
+        fail_with(exc, json_output)
     if json_output:
-        print_json(lease)
+        print_json(lease.model_dump())
     else:
-        console.print(f"released {lease['name']} (token {lease['token']})")
+        console.print(f"released {lease.name} (token {lease.token})")

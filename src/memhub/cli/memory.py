@@ -1,63 +1,36 @@
 """``memhub search``, ``memhub context`` and ``memhub reindex``.
 
-They work against a server when ``--server`` / ``MEMHUB_SERVER`` is set (with
-``MEMHUB_KEY``), otherwise directly on the local data dir (the index then
-lives under ``<data dir>/index/cli`` and follows the change log like a
-server's).
+One code path, local or remote: each command asks :func:`memhub.cli.common.connect`
+for a client, which talks HTTP to a configured server (``--server``,
+``MEMHUB_SERVER`` or ``memhub login``) or to the API in this process over the
+local data dir (its index under ``<data dir>/index/cli`` follows the change
+log like a server's). Validation, auth and output are the same either way.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from memhub.cli.common import (
     DataDirOption,
     JsonOption,
     ServerOption,
     WorkspaceOption,
+    connect,
     console,
     fail,
-    load_settings,
-    open_local_store,
+    fail_with,
     print_json,
     profile,
 )
-from memhub.client import MemhubClient
 from memhub.errors import MemhubError
-from memhub.memory.context import DEPTHS
 
-if TYPE_CHECKING:
-    from memhub.memory.service import Memory
-
-
-def _remote(server: str | None, workspace: str | None) -> tuple[MemhubClient | None, str]:
-    """A client when a server is named (flag, env or login), else None: the local data dir."""
-    chosen = profile(server, None, workspace)
-    return (chosen.client() if chosen.explicit else None), chosen.workspace
-
-
-@contextmanager
-def _local(data_dir: Path | None) -> Iterator[Memory]:
-    """The memory layer over the local data dir (its own index under index/cli)."""
-    from memhub.memory.service import Memory  # heavy (tantivy, stemmers): only when used
-
-    settings = load_settings(data_dir)
-    store = open_local_store(data_dir)
-    memory = Memory(store, settings.data_dir / "index" / "cli")
-    try:
-        yield memory
-    finally:
-        memory.close()
-        store.close()
+DEPTHS = ("basic", "wide", "deep", "temporal")
 
 
 def search(
@@ -70,25 +43,22 @@ def search(
     json_output: JsonOption = False,
 ) -> None:
     """Search memory: the best blocks with path, heading, lines and a highlighted snippet."""
-    client, ws = _remote(server, workspace)
+    chosen = profile(server, None, workspace, data_dir)
     try:
-        if client is not None:
-            with client:
-                filters = {"path_prefix": prefix} if prefix else {}
-                found = client.search(query, k=k, **filters)
-        else:
-            from memhub.memory.index import SearchFilters
-
-            with _local(data_dir) as memory:
-                found = memory.search(ws, query, k=k, filters=SearchFilters(path_prefix=prefix))
+        with connect(chosen, data_dir=data_dir) as client:
+            filters = {"path_prefix": prefix} if prefix else {}
+            found = client.search(query, k=k, **filters)
     except MemhubError as exc:
-        fail(str(exc))
+        fail_with(exc, json_output)
     if json_output:
         print_json(found)
         return
     if not found["results"]:
         console.print("no results")
-    out = Console(highlight=False)  # results go to stdout, messages to stderr
+    from rich.console import Console
+    from rich.markup import escape
+
+    out = Console(highlight=False, soft_wrap=True)  # results go to stdout, messages to stderr
     for hit in found["results"]:
         heading = escape(" / ".join(hit["heading"]))
         out.print(
@@ -127,22 +97,21 @@ def context(
         message = sys.stdin.read()
     if message:
         conversation.append({"role": "user", "content": message})
-    client, ws = _remote(server, workspace)
+    chosen = profile(server, None, workspace, data_dir)
     try:
-        if client is not None:
-            with client:
-                result = client.context(conversation, depth=depth, max_tokens=max_tokens)
-        else:
-            with _local(data_dir) as memory:
-                result = memory.context(
-                    ws, conversation, depth=depth, max_tokens=max_tokens
-                ).to_dict()
+        with connect(chosen, data_dir=data_dir) as client:
+            result = client.context(conversation, depth=depth, max_tokens=max_tokens)
     except MemhubError as exc:
-        fail(str(exc))
+        fail_with(exc, json_output)
     if json_output:
         print_json(result)
-    else:
+    elif result.get("markdown", "").strip():
         typer.echo(result["markdown"])
+    else:
+        console.print(
+            f"nothing in workspace {chosen.workspace} matches "
+            + ("this conversation" if conversation else "(give a message to look for)")
+        )
 
 
 def reindex(
@@ -152,16 +121,12 @@ def reindex(
     json_output: JsonOption = False,
 ) -> None:
     """Rebuild the search index of a workspace from the store."""
-    client, ws = _remote(server, workspace)
+    chosen = profile(server, None, workspace, data_dir)
     try:
-        if client is not None:
-            with client:
-                stats = client.rebuild_index()
-        else:
-            with _local(data_dir) as memory:
-                stats = memory.rebuild(ws)
+        with connect(chosen, data_dir=data_dir) as client:
+            stats = client.rebuild_index()
     except MemhubError as exc:
-        fail(str(exc))
+        fail_with(exc, json_output)
     if json_output:
         print_json(stats)
     else:

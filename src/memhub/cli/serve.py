@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from typing import Annotated, Any
 
 import typer
@@ -38,18 +40,51 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before printing "serving on …" when the address cannot be bound."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            in_use = exc.errno == errno.EADDRINUSE
+            fail(
+                f"cannot listen on {host}:{port}: "
+                + (
+                    "the port is in use (another memhub serve?). Stop that process or pick "
+                    "another port: memhub serve --port N"
+                    if in_use
+                    else f"{exc.strerror}. Check --host (MEMHUB_HOST)."
+                )
+            )
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port to listen on, 1-65535 (default 8000).", min=1, max=65535),
+    ] = None,
     data_dir: DataDirOption = None,
-    log_level: Annotated[str | None, typer.Option(help="debug | info | warning | error")] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="critical | error | warning | info | debug | trace (default info)."),
+    ] = None,
 ) -> None:
     """Run the memhub server."""
+    settings = load_settings(data_dir, host=host, port=port, log_level=log_level)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}")
+    if not 1 <= settings.port <= 65535:
+        fail(f"the port must be between 1 and 65535, not {settings.port} (MEMHUB_PORT, --port)")
     import uvicorn
 
-    from memhub.api.app import create_app
+    from memhub.api.app import build_store, create_app
 
-    settings = load_settings(data_dir, host=host, port=port, log_level=log_level)
     loopback = is_loopback(settings.host)
     if not loopback and not is_strong_secret(settings.jwt_secret):
         fail(
@@ -57,11 +92,12 @@ def serve(
             "loopback the server signs tokens with a secret you set: at least 32 random "
             'characters (python -c "import secrets; print(secrets.token_urlsafe(48))").'
         )
+    check_port_free(settings.host, settings.port)
     try:
-        app = create_app(settings)
+        store = build_store(settings)
     except MemhubError as exc:
         fail(str(exc))
-    keys: KeyStore = app.state.keys
+    keys = KeyStore(store.meta)
     if loopback:
         path, created = ensure_local_admin_key(settings.data_dir, keys, settings.default_workspace)
         note = "created a local admin key" if created else "local admin key"
@@ -72,6 +108,11 @@ def serve(
             "key first (memhub keys create --workspace NAME --admin) or set "
             "MEMHUB_MASTER_KEY_HASH."
         )
+    try:
+        app = create_app(settings, store=store)
+    except MemhubError as exc:
+        store.close()
+        fail(str(exc))
     console.print(
         f"memhub serving on [bold]http://{settings.host}:{settings.port}[/bold]  "
         f"(database {settings.resolved_database_url}, blobs {settings.resolved_blob_url})"
@@ -86,3 +127,4 @@ def serve(
         timeout_graceful_shutdown=5,
         **HARDENED_UVICORN,
     )
+    store.close()

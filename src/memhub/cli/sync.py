@@ -2,38 +2,45 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from memhub.cli.common import (
     JsonOption,
     KeyOption,
     ServerOption,
     WorkspaceOption,
+    client_settings,
     console,
     fail,
+    fail_with,
     print_json,
+    print_table,
     profile,
+    remote,
 )
-from memhub.client import MemhubClient
-from memhub.errors import MemhubError
-from memhub.store.blobs.local import write_durably
-from memhub.sync.folder import FolderSync, Report, summarize
-from memhub.sync.profile import config_dir, save_profile
+from memhub.errors import Forbidden, MemhubError, Unauthorized
+
+if TYPE_CHECKING:
+    from memhub.sync.folder import Report
 
 DirArgument = Annotated[
     Path, typer.Argument(help="The folder to sync (default: the current directory).")
 ]
 PrefixOption = Annotated[
-    str, typer.Option("--prefix", help="Remote folder in the workspace (default: its root).")
+    str | None,
+    typer.Option(
+        "--prefix",
+        help="Remote folder in the workspace (default: the one this folder last synced "
+        "with, else the root).",
+        show_default=False,
+    ),
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan, change nothing.")]
 MaxDeleteOption = Annotated[
@@ -49,47 +56,30 @@ def login(
     json_output: JsonOption = False,
 ) -> None:
     """Check a server and key, then save them as your profile (mode 0600)."""
+    from memhub.client.http import MemhubClient
+    from memhub.client.profile import save_profile
+
     try:
         with MemhubClient(server, key, workspace) as client:
             client.health()
             info = client.workspace_info()
-        path = save_profile(server, key, workspace)
+        path = save_profile(client_settings(), server, key, workspace)
     except MemhubError as exc:
-        fail(f"login failed: {exc}")
+        if json_output:
+            print_json({"ok": False, **exc.to_dict()})
+        fail(f"login failed: {exc}", 1)
     if json_output:
-        print_json({"profile": str(path), "server": server, "workspace": info["name"]})
+        print_json({"profile": str(path), "server": server, "workspace": info.name})
     else:
-        console.print(f"logged in to {server} (workspace {info['name']}); profile saved in {path}")
+        console.print(f"logged in to {server} (workspace {info.name}); profile saved in {path}")
 
 
-def _folders_file() -> Path:
-    return config_dir() / "folders.json"
-
-
-def _remember(root: Path, server: str, workspace: str, prefix: str, report: Report) -> None:
-    path = _folders_file()
-    try:
-        folders = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        folders = {}
-    folders[str(root)] = {
-        "server": server,
-        "workspace": workspace,
-        "prefix": prefix,
-        "last_sync": time.time(),
-        "changed": report.changed,
-        "errors": len(report.errors),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_durably(path, json.dumps(folders, indent=1).encode())
-
-
-def _run(
+def _round(
     directory: Path,
     *,
     push: bool,
     pull: bool,
-    prefix: str,
+    prefix: str | None,
     dry_run: bool,
     max_delete: float,
     server: str | None,
@@ -97,6 +87,18 @@ def _run(
     workspace: str | None,
     json_output: bool,
 ) -> Report:
+    """One sync round with a progress bar on a terminal; memhub errors propagate."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from memhub.sync.folder import FolderSync
+    from memhub.sync.state_files import remember_folder
+
     chosen = profile(server, key, workspace)
     root = directory.expanduser().resolve()
     show = sys.stderr.isatty() and not json_output
@@ -111,7 +113,7 @@ def _run(
             transient=True,
             disable=not show,
         ) as bar,
-        chosen.client() as client,
+        remote(chosen) as client,
     ):
         task = bar.add_task(f"syncing {root.name or root}", total=None, size="")
         moved = 0
@@ -125,26 +127,46 @@ def _run(
             bar.update(task, advance=1, size=f"{moved / 1048576:.1f} MiB")
 
         engine = FolderSync(root, client, prefix=prefix, progress=progress)
-        try:
-            report = engine.run(push=push, pull=pull, dry_run=dry_run, max_delete=max_delete)
-        except MemhubError as exc:
-            fail(str(exc), 1)
+        report = engine.run(push=push, pull=pull, dry_run=dry_run, max_delete=max_delete)
     if not dry_run:
-        _remember(root, chosen.server, chosen.workspace, engine.prefix, report)
+        remember_folder(
+            client_settings().config_dir,
+            root,
+            server=chosen.server,
+            workspace=chosen.workspace,
+            prefix=engine.prefix,
+            changed=report.changed,
+            errors=len(report.errors),
+        )
+    return report
+
+
+def _run(directory: Path, **options: Any) -> Report:
+    """One round as a command: a JSON result (also on failure) or a summary; exit 1 on
+    errors."""
+    json_output = bool(options["json_output"])
+    try:
+        report = _round(directory, **options)
+    except MemhubError as exc:
+        fail_with(exc, json_output)
     _print(report, json_output)
-    if report.errors:
+    if report.errors or report.blocked:
         raise typer.Exit(1)
     return report
 
 
 def _print(report: Report, json_output: bool) -> None:
+    from memhub.sync.folder import summarize
+
     if json_output:
-        print_json(report.to_dict())
+        print_json({"ok": not report.errors and not report.blocked, **report.to_dict()})
         return
     if report.dry_run:
         for item in report.planned:
             console.print(f"would {item['action'].replace('_', ' ')}: {item['path']}")
         console.print(f"{len(report.planned)} changes planned (dry run)")
+        if report.blocked:
+            console.print(f"[red]refused:[/red] {report.blocked}")
         return
     for label, items in (
         ("uploaded", report.uploaded),
@@ -173,7 +195,7 @@ def _print(report: Report, json_output: bool) -> None:
 
 def push(
     directory: DirArgument = Path("."),
-    prefix: PrefixOption = "",
+    prefix: PrefixOption = None,
     dry_run: DryRunOption = False,
     max_delete: MaxDeleteOption = 50.0,
     server: ServerOption = None,
@@ -198,7 +220,7 @@ def push(
 
 def pull(
     directory: DirArgument = Path("."),
-    prefix: PrefixOption = "",
+    prefix: PrefixOption = None,
     dry_run: DryRunOption = False,
     max_delete: MaxDeleteOption = 50.0,
     server: ServerOption = None,
@@ -223,7 +245,7 @@ def pull(
 
 def sync(
     directory: DirArgument = Path("."),
-    prefix: PrefixOption = "",
+    prefix: PrefixOption = None,
     dry_run: DryRunOption = False,
     max_delete: MaxDeleteOption = 50.0,
     watch: Annotated[
@@ -252,44 +274,66 @@ def sync(
     _watch(directory, options)
 
 
+FATAL = (Unauthorized, Forbidden)  # retrying cannot help: stop watching and say why
+
+
 def _watch(directory: Path, options: dict[str, Any]) -> None:
-    """Sync now, then again whenever the folder or the server changes."""
+    """Sync now, then again whenever the folder or the server changes; stop on an auth
+    error (a refused key is not retried forever)."""
     import watchfiles
 
     root = directory.expanduser().resolve()
     trigger = threading.Event()
     stop = threading.Event()
+    fatal: list[MemhubError] = []
 
     def local_changes() -> None:
         for changes in watchfiles.watch(root, stop_event=stop, debounce=500, rust_timeout=1000):
             if any(".memhub" not in Path(p).parts and ".memhub-tmp-" not in p for _c, p in changes):
                 trigger.set()
 
-    def remote_changes() -> None:
-        chosen = profile(options["server"], options["key"], options["workspace"])
-        with chosen.client(timeout=90) as client:
-            since = client.changes(0, limit=1)["head_rev"]
-            while not stop.is_set():
-                try:
-                    page = client.changes(since, limit=1, wait=25)
-                except MemhubError:
-                    time.sleep(5)
-                    continue
-                if page["changes"]:
-                    trigger.set()
-                since = page["head_rev"]
+    chosen = profile(options["server"], options["key"], options["workspace"])
+    listener = remote(chosen, timeout=90)  # built here: the settings live in this thread
 
-    for target in (local_changes, remote_changes):
+    def remote_changes() -> None:
+        try:
+            with listener as client:
+                since = client.changes(0, limit=1).head_rev
+                while not stop.is_set():
+                    try:
+                        page = client.changes(since, limit=1, wait=25)
+                    except FATAL:
+                        raise
+                    except MemhubError:
+                        stop.wait(5)
+                        continue
+                    if page.changes:
+                        trigger.set()
+                    since = page.head_rev
+        except FATAL as exc:
+            fatal.append(exc)
+            trigger.set()
+        except MemhubError:
+            return  # the rounds report a server that cannot be reached
+
+    for target in (local_changes, remote_changes):  # both before the first round
         threading.Thread(target=target, daemon=True).start()
     console.print(f"watching {root} (Ctrl-C to stop)")
     try:
         while True:
             try:
-                _run(directory, **options)
-            except typer.Exit as exc:  # a failed round is reported; keep watching
-                if exc.exit_code not in (0, 1):
-                    raise
+                report = _round(directory, **options)
+                _print(report, bool(options["json_output"]))
+            except FATAL as exc:
+                fatal.append(exc)
+            except MemhubError as exc:  # a failed round is reported; keep watching
+                console.print(f"[red]error:[/red] {exc}")
+            if fatal:
+                stop.set()
+                fail_with(fatal[0], bool(options["json_output"]))
             trigger.wait()
+            if fatal:
+                continue
             time.sleep(0.3)  # let a burst of edits settle
             trigger.clear()
     except KeyboardInterrupt:
@@ -303,34 +347,57 @@ def status(
     json_output: JsonOption = False,
 ) -> None:
     """The profile in use, and the last sync of each folder and database."""
+    from memhub.sync.state_files import load_databases, load_folders
+
     chosen = profile(server, key, workspace)
-    try:
-        folders = json.loads(_folders_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        folders = {}
-    try:
-        databases = json.loads((config_dir() / "dbsync.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        databases = {}
-    result = {
-        "profile": chosen.redacted(),
-        "host": socket.gethostname(),
-        "folders": folders,
-        "databases": databases,
-    }
+    config_dir = client_settings().config_dir
+    folders = load_folders(config_dir)
+    databases = load_databases(config_dir)
     if json_output:
-        print_json(result)
-        return
-    info = chosen.redacted()
-    console.print(f"server    {info['server']}  workspace {info['workspace']}")
-    console.print(f"key       {info['key'] or '(none)'} (from {info['key_source']})")
-    if not folders:
-        console.print("folders   none synced yet (memhub sync DIR)")
-    for path, entry in folders.items():
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.get("last_sync", 0)))
-        console.print(
-            f"folder    {path} → {entry.get('workspace')}/{entry.get('prefix') or ''} "
-            f"last sync {when}"
+        print_json(
+            {
+                "profile": chosen.redacted(),
+                "host": socket.gethostname(),
+                "folders": {path: entry.model_dump() for path, entry in folders.items()},
+                "databases": databases,
+            }
         )
-    for name, entry in databases.items():
-        console.print(f"database  {name}: {json.dumps(entry)[:160]}")
+        return
+    from rich.table import Table
+
+    info = chosen.redacted()
+    typer.echo(f"server     {info['server']}  workspace {info['workspace']}")
+    typer.echo(f"key        {info['key'] or '(none)'} (from {info['key_source']})")
+    if not folders:
+        typer.echo("folders    none synced yet (memhub sync DIR)")
+    else:
+        table = Table("folder", "workspace/prefix", "last sync", "changed", "errors")
+        for path, entry in folders.items():
+            table.add_row(
+                path,
+                f"{entry.workspace}/{entry.prefix}",
+                _when(entry.last_sync),
+                str(entry.changed),
+                str(entry.errors),
+            )
+        print_table(table)
+    if not databases:
+        typer.echo("databases  none synced yet (memhub db push FILE)")
+        return
+    table = Table("database", "file", "rev", "size", "last", "when")
+    for row in databases:
+        table.add_row(
+            row["name"],
+            row["file"],
+            str(row["rev"]),
+            f"{row['size']:,}" if isinstance(row["size"], int) else "-",
+            row["direction"],
+            _when(row["synced_at"]),
+        )
+    print_table(table)
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))

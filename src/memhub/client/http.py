@@ -8,13 +8,26 @@ picks the class), so callers handle a 412 from the server exactly like a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
 
 from memhub import errors
+from memhub.client.retry import RetryPolicy
+from memhub.core.models import (
+    ChangesPage,
+    FilePage,
+    HistoryPage,
+    LeaseInfo,
+    LeaseList,
+    RevisionInfo,
+    WorkspaceInfo,
+    WriteInfo,
+)
+from memhub.core.paths import normalize_path
+from memhub.core.protocol import MESSAGE_HEADER, USER_AGENT
 from memhub.errors import MemhubError, StorageUnavailable
 
 _BY_CODE: dict[str, type[MemhubError]] = {}
@@ -40,6 +53,12 @@ _BY_STATUS = {
 }
 
 
+class ServerUnreachable(StorageUnavailable):
+    """The server did not answer at all (refused, DNS, timeout): raised by the client only."""
+
+    code = "SERVER_UNREACHABLE"
+
+
 def error_from_response(response: httpx.Response) -> MemhubError:
     try:
         body = response.json()
@@ -62,7 +81,10 @@ def _pieces(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
 
 
 def _q(path: str) -> str:
-    return quote(path, safe="/")
+    """A workspace path for a URL, checked by the server's own rules first: a path the
+    server would refuse (or that a URL would rewrite, like ``a/../b``) fails here with
+    :class:`InvalidPath` before anything is sent."""
+    return quote(normalize_path(path), safe="/")
 
 
 class MemhubClient:
@@ -74,18 +96,25 @@ class MemhubClient:
         *,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
-        headers = {"user-agent": "memhub-client"}
+        headers = {"user-agent": USER_AGENT}
         if key:
             headers["authorization"] = f"Bearer {key}"
         self.server = server.rstrip("/")
         self.workspace = workspace
+        self.retry = retry or RetryPolicy()
+        self._on_close = on_close
         self._http = httpx.Client(
             base_url=self.server, headers=headers, timeout=timeout, transport=transport
         )
 
     def close(self) -> None:
         self._http.close()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
 
     def __enter__(self) -> MemhubClient:
         return self
@@ -96,16 +125,31 @@ class MemhubClient:
     # -- plumbing --------------------------------------------------------------
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise StorageUnavailable(
-                f"cannot reach the memhub server at {self.server}: {exc}",
-                hint="check MEMHUB_SERVER (or `memhub login`) and that the server is running",
-            ) from exc
-        if response.status_code >= 400:
+        """Send a request; retry per the policy; raise the server's error as ours."""
+        content = kwargs.get("content")
+        replayable = content is None or isinstance(content, bytes | str)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                if self.retry.should_retry(method, attempt, None, replayable):
+                    self.retry.wait(attempt, None, f"{method} {url}")
+                    continue
+                raise self._unreachable(exc) from exc
+            if response.status_code < 400:
+                return response
+            if self.retry.should_retry(method, attempt, response, replayable):
+                self.retry.wait(attempt, response, f"{method} {url}")
+                continue
             raise error_from_response(response)
-        return response
+
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"cannot reach the memhub server at {self.server}: {exc}",
+            hint="check MEMHUB_SERVER (or `memhub login`) and that the server is running",
+        )
 
     def _ws(self, workspace: str | None) -> str:
         return f"/v1/workspaces/{quote(workspace or self.workspace, safe='')}"
@@ -115,8 +159,8 @@ class MemhubClient:
     def health(self) -> dict[str, Any]:
         return dict(self.request("GET", "/health").json())
 
-    def workspace_info(self, workspace: str | None = None) -> dict[str, Any]:
-        return dict(self.request("GET", self._ws(workspace)).json())
+    def workspace_info(self, workspace: str | None = None) -> WorkspaceInfo:
+        return WorkspaceInfo.model_validate_json(self.request("GET", self._ws(workspace)).content)
 
     # -- files ---------------------------------------------------------------------
 
@@ -129,11 +173,23 @@ class MemhubClient:
 
     def stream(self, path: str, *, workspace: str | None = None) -> Iterator[bytes]:
         url = f"{self._ws(workspace)}/files/{_q(path)}"
-        with self._http.stream("GET", url) as response:
-            if response.status_code >= 400:
-                response.read()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._http.stream("GET", url) as response:
+                    if response.status_code < 400:
+                        yield from response.iter_bytes()
+                        return
+                    response.read()
+            except httpx.TransportError as exc:
+                if self.retry.should_retry("GET", attempt, None, True):
+                    self.retry.wait(attempt, None, f"GET {url}")
+                    continue
+                raise self._unreachable(exc) from exc
+            if not self.retry.should_retry("GET", attempt, response, True):
                 raise error_from_response(response)
-            yield from response.iter_bytes()
+            self.retry.wait(attempt, response, f"GET {url}")
 
     def put(
         self,
@@ -145,7 +201,7 @@ class MemhubClient:
         content_type: str | None = None,
         message: str | None = None,
         workspace: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> WriteInfo:
         headers: dict[str, str] = {}
         if if_match is not None:
             headers["if-match"] = f'"{if_match}"' if if_match != "*" else "*"
@@ -154,9 +210,10 @@ class MemhubClient:
         if content_type:
             headers["content-type"] = content_type
         if message:
-            headers["x-memhub-message"] = quote(message)
+            headers[MESSAGE_HEADER] = quote(message)
         url = f"{self._ws(workspace)}/files/{_q(path)}"
-        return dict(self.request("PUT", url, content=data, headers=headers).json())
+        response = self.request("PUT", url, content=data, headers=headers)
+        return WriteInfo.model_validate_json(response.content)
 
     def put_stream(
         self,
@@ -166,7 +223,7 @@ class MemhubClient:
         if_match: str | None = None,
         if_none_match: bool = False,
         workspace: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> WriteInfo:
         """PUT a file object without reading it into memory."""
         headers: dict[str, str] = {}
         if if_match:
@@ -174,28 +231,55 @@ class MemhubClient:
         if if_none_match:
             headers["if-none-match"] = "*"
         url = f"{self._ws(workspace)}/files/{_q(path)}"
-        return dict(self.request("PUT", url, content=_pieces(stream), headers=headers).json())
+        response = self.request("PUT", url, content=_pieces(stream), headers=headers)
+        return WriteInfo.model_validate_json(response.content)
 
     def delete(
         self, path: str, *, if_match: str | None = None, workspace: str | None = None
-    ) -> dict[str, Any]:
+    ) -> RevisionInfo:
         headers = {"if-match": f'"{if_match}"'} if if_match else {}
         url = f"{self._ws(workspace)}/files/{_q(path)}"
-        return dict(self.request("DELETE", url, headers=headers).json())
+        return RevisionInfo.model_validate_json(
+            self.request("DELETE", url, headers=headers).content
+        )
 
     def history(
-        self, path: str, *, limit: int = 100, workspace: str | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        path: str,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        workspace: str | None = None,
+    ) -> HistoryPage:
         url = f"{self._ws(workspace)}/history/{_q(path)}"
-        return list(self.request("GET", url, params={"limit": limit}).json()["revisions"])
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        return HistoryPage.model_validate_json(self.request("GET", url, params=params).content)
 
-    def restore(self, path: str, rev: int, *, workspace: str | None = None) -> dict[str, Any]:
+    def restore(
+        self,
+        path: str,
+        rev: int,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        message: str | None = None,
+        workspace: str | None = None,
+    ) -> WriteInfo:
         url = f"{self._ws(workspace)}/restore/{_q(path)}"
-        return dict(self.request("POST", url, json={"rev": rev}).json())
+        headers = {"if-match": f'"{if_match}"'} if if_match else {}
+        if if_none_match:
+            headers["if-none-match"] = "*"
+        body: dict[str, Any] = {"rev": rev}
+        if message:
+            body["message"] = message
+        response = self.request("POST", url, json=body, headers=headers)
+        return WriteInfo.model_validate_json(response.content)
 
     def list_files(
         self, *, prefix: str = "", include_deleted: bool = False, workspace: str | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[RevisionInfo]:
         after: str | None = None
         while True:
             params: dict[str, Any] = {
@@ -205,22 +289,21 @@ class MemhubClient:
             }
             if after:
                 params["after"] = after
-            page = self.request("GET", f"{self._ws(workspace)}/files", params=params).json()
-            yield from page["files"]
-            after = page.get("next_after")
+            response = self.request("GET", f"{self._ws(workspace)}/files", params=params)
+            page = FilePage.model_validate_json(response.content)
+            yield from page.files
+            after = page.next_after
             if not after:
                 return
 
     def changes(
         self, since: int = 0, *, limit: int = 1000, wait: float = 0, workspace: str | None = None
-    ) -> dict[str, Any]:
+    ) -> ChangesPage:
         params = {"since": since, "limit": limit, "wait": wait}
         timeout = httpx.Timeout(wait + 30.0)
-        return dict(
-            self.request(
-                "GET", f"{self._ws(workspace)}/changes", params=params, timeout=timeout
-            ).json()
-        )
+        url = f"{self._ws(workspace)}/changes"
+        response = self.request("GET", url, params=params, timeout=timeout)
+        return ChangesPage.model_validate_json(response.content)
 
     def batch_read(self, paths: list[str], *, workspace: str | None = None) -> list[dict[str, Any]]:
         body = {"paths": paths, "encoding": "base64"}
@@ -280,12 +363,13 @@ class MemhubClient:
         url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}/release"
         return dict(self.request("POST", url, json={"holder": holder, "token": token}).json())
 
-    def leases(self, *, workspace: str | None = None) -> list[dict[str, Any]]:
-        return list(self.request("GET", f"{self._ws(workspace)}/leases").json()["leases"])
+    def leases(self, *, workspace: str | None = None) -> list[LeaseInfo]:
+        response = self.request("GET", f"{self._ws(workspace)}/leases")
+        return LeaseList.model_validate_json(response.content).leases
 
-    def force_release(self, name: str, *, workspace: str | None = None) -> dict[str, Any]:
+    def force_release(self, name: str, *, workspace: str | None = None) -> LeaseInfo:
         url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}"
-        return dict(self.request("DELETE", url).json())
+        return LeaseInfo.model_validate_json(self.request("DELETE", url).content)
 
     # -- memory ------------------------------------------------------------------------
 

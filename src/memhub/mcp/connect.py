@@ -24,8 +24,8 @@ import httpx
 from memhub.mcp.hub import Hub
 
 if TYPE_CHECKING:
+    from memhub.client.profile import Profile
     from memhub.config import Settings
-    from memhub.sync.profile import Profile
 
 FORWARDED = ("authorization", "x-api-key", "x-internal-service")
 WORKSPACE_HEADER = "x-memhub-workspace"

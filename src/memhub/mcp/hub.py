@@ -22,8 +22,8 @@ from urllib.parse import quote
 import httpx
 
 from memhub.client.http import error_from_response
+from memhub.core.paths import normalize_path
 from memhub.errors import PayloadTooLarge, StorageUnavailable
-from memhub.store.paths import normalize_path
 
 MAX_READ_BYTES = 4 * 1024 * 1024
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from memhub.core.durable import write_durably
 from memhub.errors import BadRequest
-from memhub.store.blobs.local import write_durably
 
 App = Literal["claude", "cursor", "claude-desktop"]
 Scope = Literal["user", "project"]

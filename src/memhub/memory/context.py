@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from memhub.core.protocol import CONTEXT_DEPTHS
 from memhub.errors import (
     BadRequest,
     BlobMissing,
@@ -42,7 +43,7 @@ from memhub.memory.index import Hit, SearchFilters, SearchIndex, decode_text
 from memhub.store import Store
 
 Depth = Literal["basic", "wide", "deep", "temporal"]
-DEPTHS: tuple[str, ...] = ("basic", "wide", "deep", "temporal")
+DEPTHS: tuple[str, ...] = CONTEXT_DEPTHS
 ENTITY_KINDS = ("entity", "user")
 MAX_ENTITIES = 5
 RECENT_TIMELINE_BLOCKS = 6

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memhub.core.paths import validate_name
 from memhub.errors import BadRequest
 from memhub.memory.embeddings import EmbeddingProvider, EmbeddingsUnavailable, VectorIndex, fuse
 from memhub.memory.index import SearchFilters
@@ -22,7 +23,6 @@ from memhub.memory.item_file import ITEMS_ROOT, Item
 from memhub.memory.item_filter import Predicate
 from memhub.memory.service import MAX_K, Memory
 from memhub.store import Store
-from memhub.store.paths import validate_name
 
 log = logging.getLogger("memhub.items")
 

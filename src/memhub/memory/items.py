@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from memhub.core.paths import validate_name
 from memhub.errors import BadRequest, FileNotFound, NotFound, PreconditionFailed
 from memhub.memory.embeddings import EmbeddingProvider
 from memhub.memory.item_catalog import Catalogs
@@ -37,7 +38,6 @@ from memhub.memory.item_filter import Predicate
 from memhub.memory.item_search import Hits, ItemSearch
 from memhub.memory.service import Memory
 from memhub.store import Precondition, Revision, Store
-from memhub.store.paths import validate_name
 
 MAX_BATCH = 1000
 CONTENT_TYPE = "text/markdown; charset=utf-8"

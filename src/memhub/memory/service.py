@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from memhub.core.paths import normalize_prefix
 from memhub.errors import BadRequest
 from memhub.memory.analyzer import highlight
 from memhub.memory.context import Context, ContextAssembler
 from memhub.memory.index import RECHECK_SECONDS, SearchFilters, SearchIndex
 from memhub.store import Store
-from memhub.store.paths import normalize_prefix
 
 MAX_K = 200
 SNIPPET_SOURCE = 16 * 1024  # a snippet is found in a block's first 16 KiB (bounded work)

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
+from memhub.core.paths import validate_name
 from memhub.errors import BadRequest, FencingTokenRejected, LeaseHeld, LeaseLost, LeaseNotFound
 from memhub.store.metadata import Metadata
 from memhub.store.model import Fence, Lease
-from memhub.store.paths import validate_name
 from memhub.store.schema import leases
 
 MAX_TTL = 7 * 24 * 3600.0

@@ -22,6 +22,8 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
+from memhub.core.paths import normalize_path, normalize_prefix, validate_name
+from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
     BadRequest,
     BlobMissing,
@@ -51,11 +53,9 @@ from memhub.store.model import (
     Revision,
     WriteResult,
 )
-from memhub.store.paths import normalize_path, normalize_prefix, validate_name
 from memhub.store.schema import chunks, content_chunks, contents, files, revisions, workspaces
 
 SHA256_HEX = frozenset("0123456789abcdef")
-MAX_MANIFEST_CHUNKS = 100_000
 MAX_PAGE = 10_000
 
 # The hot statements, built once: SQLAlchemy then reuses their compiled form.

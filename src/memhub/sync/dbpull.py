@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from memhub.client import MemhubClient
-from memhub.config import default_data_dir
+from memhub.client.http import MemhubClient
 from memhub.errors import BadRequest, FileNotFound, InvalidChecksum
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbstate import SyncState
@@ -36,16 +35,16 @@ from memhub.sync.dbsync import (
     record,
     remote_head,
     remote_paths,
+    resolve_hint,
 )
 
 DEFAULT_KEEP_BACKUPS = 5
 DEFAULT_BACKUP_DAYS = 30.0
 
 
-def default_backup_dir(name: str) -> Path:
+def default_backup_dir(data_dir: Path, name: str) -> Path:
     """``<MEMHUB_DATA_DIR or the user data dir>/backups/<name>``."""
-    data_dir = os.environ.get("MEMHUB_DATA_DIR")
-    return (Path(data_dir) if data_dir else default_data_dir()) / "backups" / name
+    return data_dir / "backups" / name
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +52,7 @@ class PullOptions:
     overwrite: bool = False
     keep_backups: int = DEFAULT_KEEP_BACKUPS
     backup_days: float = DEFAULT_BACKUP_DAYS
-    backup_dir: Path | None = None  # default: default_backup_dir(name)
+    backup_dir: Path | None = None  # required unless a pull keeps no backups
     before: str | None = None
     after: str | None = None
 
@@ -64,7 +63,7 @@ def pull(
     *,
     name: str | None = None,
     options: PullOptions | None = None,
-    state: SyncState | None = None,
+    state: SyncState,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Replace ``file`` with the server's head of ``dbs/NAME.sqlite``; returns a summary."""
@@ -74,7 +73,6 @@ def pull(
         raise BadRequest("--keep-backups and --backup-days cannot be negative")
     file = file.expanduser().resolve()
     name = check_name(name or file.stem)
-    state = state or SyncState()
     db_path = remote_paths(name)[0]
     head = remote_head(client, db_path)
     if head is None:
@@ -86,7 +84,7 @@ def pull(
     result.update(skipped=False, reason=None, sha256=head["sha256"], rev=head["rev"])
     result.update(size=head["size"], bytes_received=0, backup=None, pruned=[])
     key = SyncState.key(client.server, client.workspace, name, file)
-    reason = _skip_reason(file, head, state.get(key), options.overwrite)
+    reason = _skip_reason(file, name, head, state.get(key), options.overwrite)
     if reason is not None:
         result.update(skipped=True, reason=reason)
     else:
@@ -103,7 +101,7 @@ def _now() -> datetime:
 
 
 def _skip_reason(
-    file: Path, head: dict[str, Any], base: dict[str, Any] | None, overwrite: bool
+    file: Path, name: str, head: dict[str, Any], base: dict[str, Any] | None, overwrite: bool
 ) -> str | None:
     """Why there is nothing to pull (None: pull). Hashes only when the file changed."""
     if not file.exists():
@@ -122,8 +120,7 @@ def _skip_reason(
     raise diverged(
         f"both {file} and the server's copy changed since they were last synced",
         head,
-        "push to keep yours (refused while the server's is newer), or pull with "
-        "--overwrite to take the server's (yours is backed up first)",
+        resolve_hint(file, name),
     )
 
 
@@ -195,7 +192,9 @@ def _download(
 
 
 def _backup(file: Path, name: str, options: PullOptions, result: dict[str, Any]) -> None:
-    directory = options.backup_dir or default_backup_dir(name)
+    directory = options.backup_dir
+    if directory is None:
+        raise BadRequest("no backup directory was given", hint="pass --backup-dir")
     now = _now()
     result["backup"] = str(sq.make_backup(file, directory, name, now=now))
     pruned = sq.prune_backups(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,30 +23,29 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from memhub.client import MemhubClient
-from memhub.errors import LeaseHeld, LeaseLost, LeaseNotFound, MemhubError
-from memhub.store.blobs.local import write_durably
-from memhub.sync.profile import config_dir
+from filelock import FileLock
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory lock on the state file
-    fcntl = None  # type: ignore[assignment]
+from memhub.client.http import MemhubClient
+from memhub.core.durable import write_durably
+from memhub.errors import LeaseHeld, LeaseLost, LeaseNotFound, MemhubError
+from memhub.sync.state_files import DBSYNC_FILE
 
 DEFAULT_TTL = 7200.0
 MAX_RENEW_INTERVAL = 300.0
 
 
-def default_holder() -> str:
+def default_holder(host_id: str | None = None) -> str:
     """Who holds a lease: ``MEMHUB_HOST_ID`` or the host name (the same host may re-acquire)."""
-    return os.environ.get("MEMHUB_HOST_ID") or socket.gethostname()
+    return host_id or socket.gethostname()
 
 
 class SyncState:
     """A small JSON file of records, updated under an advisory lock."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or config_dir() / "dbsync.json"
+    FILE = DBSYNC_FILE  # in the client's config dir
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     @staticmethod
     def key(server: str, workspace: str, name: str, file: Path) -> str:
@@ -73,9 +71,7 @@ class SyncState:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with FileLock(self.path.with_name(self.path.name + ".lock")):
             yield
 
 
@@ -109,8 +105,8 @@ class LeaseGuard:
     def __enter__(self) -> LeaseGuard:
         if self.force:
             for current in self.client.leases():
-                if current["name"] == self.name and current["holder"] not in (None, self.holder):
-                    self.took_over = str(current["holder"])  # to_dict shows active holders only
+                if current.name == self.name and current.holder not in (None, self.holder):
+                    self.took_over = str(current.holder)  # to_dict shows active holders only
         try:
             lease = self.client.acquire(self.name, self.holder, self.ttl, force=self.force)
         except LeaseHeld as exc:

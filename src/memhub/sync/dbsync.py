@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from memhub.client import MemhubClient
+from memhub.client.http import MemhubClient
+from memhub.core.paths import validate_name
+from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
     FencingTokenRejected,
     FileNotFound,
@@ -43,12 +46,13 @@ from memhub.errors import (
     InvalidPath,
     PreconditionFailed,
 )
-from memhub.store.paths import validate_name
-from memhub.store.service import MAX_MANIFEST_CHUNKS
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbstate import DEFAULT_TTL, LeaseGuard, SyncState, default_holder
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
+# with the default chunk size, chunks grow (by doubling) until a push needs at most this
+# many chunk uploads: a push of any size fits memhub's default write rate limit
+TARGET_CHUNKS = 512
 UPLOAD_THREADS = 4
 MISSING_BATCH = 50_000
 CONTENT_TYPE = "application/vnd.sqlite3"
@@ -83,8 +87,8 @@ def remote_paths(name: str) -> tuple[str, str]:
 
 def remote_head(client: MemhubClient, path: str) -> dict[str, Any] | None:
     """The live head revision of ``path``, or None (absent or deleted)."""
-    revisions = client.history(path, limit=1)
-    return revisions[0] if revisions and not revisions[0]["deleted"] else None
+    revisions = client.history(path, limit=1).revisions
+    return revisions[0].model_dump() if revisions and not revisions[0].deleted else None
 
 
 def fingerprint(file: Path) -> dict[str, Any]:
@@ -102,6 +106,16 @@ def local_sha(file: Path) -> str:
         return sq.file_sha256(tmp)[0]
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def resolve_hint(file: Path, name: str) -> str:
+    """The two commands that resolve a divergence, spelled out (neither just says 'pull')."""
+    target = shlex.quote(str(file))
+    return (
+        f"`memhub db pull {target} --name {name} --overwrite` takes the server's copy "
+        f"(yours is backed up first), or `memhub db push {target} --name {name} --overwrite` "
+        "replaces the server's with yours"
+    )
 
 
 def diverged(what: str, head: dict[str, Any], hint: str) -> PreconditionFailed:
@@ -134,16 +148,20 @@ def push(
     file: Path,
     *,
     name: str | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     force: bool = False,
     overwrite: bool = False,
     holder: str | None = None,
     ttl: float = DEFAULT_TTL,
-    state: SyncState | None = None,
+    state: SyncState,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Snapshot ``file`` and commit it as ``dbs/NAME.sqlite``; returns a summary."""
-    job = _Push(client, file, name, state or SyncState(), reporter or NullReporter())
+    """Snapshot ``file`` and commit it as ``dbs/NAME.sqlite``; returns a summary.
+
+    ``chunk_size=None`` starts at 64 KiB and doubles until the file fits in
+    ``TARGET_CHUNKS`` chunks (few requests per push); an explicit size is kept
+    unless the file would exceed the server's manifest limit."""
+    job = _Push(client, file, name, state, reporter or NullReporter())
     return job.run(chunk_size, force, overwrite, holder or default_holder(), ttl)
 
 
@@ -194,7 +212,7 @@ class _Push:
         return self.result
 
     def run(
-        self, chunk_size: int, force: bool, overwrite: bool, holder: str, ttl: float
+        self, chunk_size: int | None, force: bool, overwrite: bool, holder: str, ttl: float
     ) -> dict[str, Any]:
         if not self.file.is_file():
             raise FileNotFound(f"no database at {self.file}", context={"path": str(self.file)})
@@ -221,7 +239,11 @@ class _Push:
         return self._done()
 
     def _snapshot_and_commit(
-        self, chunk_size: int, overwrite: bool, base: dict[str, Any] | None, guard: LeaseGuard
+        self,
+        chunk_size: int | None,
+        overwrite: bool,
+        base: dict[str, Any] | None,
+        guard: LeaseGuard,
     ) -> tuple[str, int]:
         """Snapshot, check, upload what is missing, commit: the (sha256, rev) this file
         now matches."""
@@ -233,7 +255,8 @@ class _Push:
             checked = pool.submit(sq.inspect, self.tmp)
             page_size = sq.header_page_size(self.tmp)
             size = self.tmp.stat().st_size
-            effective = sq.chunk_size_for(chunk_size, page_size, size, MAX_MANIFEST_CHUNKS)
+            most = TARGET_CHUNKS if chunk_size is None else MAX_MANIFEST_CHUNKS
+            effective = sq.chunk_size_for(chunk_size or DEFAULT_CHUNK_SIZE, page_size, size, most)
             sha, size, chunks = sq.hash_chunks(self.tmp, effective)
             info = checked.result()
         self._lap("check_and_hash")
@@ -283,14 +306,13 @@ class _Push:
                 f"{self.db_path} already exists on the server and {self.file} was never "
                 "synced with it",
                 head,
-                "pull it first (memhub db pull), or push with --overwrite to replace it",
+                resolve_hint(self.file, self.name),
             )
         if base["sha256"] != head["sha256"]:
             raise diverged(
                 f"both {self.file} and {self.db_path} changed since they were last synced",
                 head,
-                "pull to take the server's copy (yours is backed up first), "
-                "or push with --overwrite to replace it",
+                resolve_hint(self.file, self.name),
             )
         return str(base["sha256"])
 
@@ -331,7 +353,8 @@ class _Push:
                 f"{self.db_path} changed on the server while this push ran; "
                 "nothing was overwritten",
                 context=exc.context,
-                hint="pull (your copy is backed up first), then push again",
+                hint=f"`memhub db pull {shlex.quote(str(self.file))} --name {self.name}` "
+                "(your copy is backed up first), then push again",
             ) from exc
 
     def _commit_manifest(self, guard: LeaseGuard) -> int | None:

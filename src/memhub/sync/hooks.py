@@ -6,8 +6,9 @@ adding an entry twice; ``uninstall`` removes exactly those entries. What the
 hooks sync (folders, SQLite databases) and how much context they print is in
 ``<memhub config dir>/hooks.json``.
 
-A hook must never block or break the agent: each step runs as a subprocess
-with a deadline, and any failure is a warning on stderr with exit code 0.
+A hook must never block or break the agent: its steps (memhub commands) run
+in the hook's own process, in a worker thread under a deadline, and any
+failure is a warning on stderr with exit code 0.
 SessionStart prints the memory context to stdout, which Claude Code adds to
 the session.
 """
@@ -15,18 +16,17 @@ the session.
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from memhub.core.durable import write_durably
 from memhub.errors import BadRequest
-from memhub.store.blobs.local import write_durably
-from memhub.sync.profile import config_dir
 
 MARKER = "-m memhub hook "
 EVENTS = {"SessionStart": "session-start", "Stop": "stop"}
@@ -34,13 +34,10 @@ HOOK_TIMEOUT = 60  # what Claude Code allows a hook
 BUDGET = 50.0  # what memhub spends at most, in seconds, across the steps of one hook
 
 
-def claude_settings_path() -> Path:
-    base = os.environ.get("CLAUDE_CONFIG_DIR")
-    return (Path(base) if base else Path.home() / ".claude") / "settings.json"
-
-
-def hook_command(event: str) -> str:
-    return f"{shlex.quote(sys.executable)} {MARKER}{EVENTS[event]}"
+def hook_command(event: str, env: dict[str, str] | None = None) -> str:
+    """The shell command Claude Code runs; ``env`` carries a non-default config/data dir."""
+    prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted((env or {}).items()))
+    return f"{prefix}{shlex.quote(sys.executable)} {MARKER}{EVENTS[event]}"
 
 
 def _read_settings(path: Path) -> dict[str, Any]:
@@ -62,9 +59,8 @@ def _is_ours(entry: Any) -> bool:
     return any(MARKER in str(h.get("command", "")) for h in hooks if isinstance(h, dict))
 
 
-def install(path: Path | None = None) -> tuple[Path, bool]:
+def install(path: Path, env: dict[str, str] | None = None) -> tuple[Path, bool]:
     """Add the hooks; returns (settings file, whether anything changed)."""
-    path = path or claude_settings_path()
     settings = _read_settings(path)
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
@@ -75,7 +71,9 @@ def install(path: Path | None = None) -> tuple[Path, bool]:
         if not isinstance(entries, list):
             raise BadRequest(f"'hooks.{event}' in {path} is not a list; not touching it")
         wanted = {
-            "hooks": [{"type": "command", "command": hook_command(event), "timeout": HOOK_TIMEOUT}]
+            "hooks": [
+                {"type": "command", "command": hook_command(event, env), "timeout": HOOK_TIMEOUT}
+            ]
         }
         ours = [e for e in entries if _is_ours(e)]
         if ours == [wanted]:
@@ -87,8 +85,7 @@ def install(path: Path | None = None) -> tuple[Path, bool]:
     return path, changed
 
 
-def uninstall(path: Path | None = None) -> tuple[Path, bool]:
-    path = path or claude_settings_path()
+def uninstall(path: Path) -> tuple[Path, bool]:
     settings = _read_settings(path)
     hooks = settings.get("hooks")
     if not isinstance(hooks, dict):
@@ -110,14 +107,32 @@ def uninstall(path: Path | None = None) -> tuple[Path, bool]:
     return path, changed
 
 
-def installed(path: Path | None = None) -> bool:
+def installed(path: Path) -> bool:
     try:
-        hooks = _read_settings(path or claude_settings_path()).get("hooks", {})
+        hooks = _read_settings(path).get("hooks", {})
     except BadRequest:
         return False
     return isinstance(hooks, dict) and all(
         isinstance(hooks.get(e), list) and any(_is_ours(x) for x in hooks[e]) for e in EVENTS
     )
+
+
+FOREIGN_HOOKS = ("claude-mem-hook-pull", "claude-mem-hook-push")  # membridge's
+
+
+def foreign_hooks(path: Path) -> list[str]:
+    """Other tools' hook commands that sync databases too (two syncers of one DB fight)."""
+    try:
+        hooks = _read_settings(path).get("hooks", {})
+    except BadRequest:
+        return []
+    found: list[str] = []
+    for entries in hooks.values() if isinstance(hooks, dict) else []:
+        for entry in entries if isinstance(entries, list) else []:
+            for hook in entry.get("hooks", []) if isinstance(entry, dict) else []:
+                command = str(hook.get("command", "")) if isinstance(hook, dict) else ""
+                found += [name for name in FOREIGN_HOOKS if name in command]
+    return sorted(set(found))
 
 
 def _write(path: Path, settings: dict[str, Any]) -> None:
@@ -132,91 +147,125 @@ def _write(path: Path, settings: dict[str, Any]) -> None:
 # -- what the hooks do -------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class HookConfig:
-    folders: list[dict[str, str]] = field(default_factory=list)  # {"path", "prefix"}
-    databases: list[dict[str, str]] = field(default_factory=list)  # {"file", "name"}
-    depth: str = "basic"
-    max_tokens: int = 4000
+class FolderEntry(BaseModel):
+    path: str
+    prefix: str = ""
+
+
+class DatabaseEntry(BaseModel):
+    file: str
+    name: str
+
+
+class HookConfig(BaseModel):
+    """``<config dir>/hooks.json``: what the hooks sync and how much context they print."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folders: list[FolderEntry] = Field(default_factory=list)
+    databases: list[DatabaseEntry] = Field(default_factory=list)
+    depth: Literal["basic", "wide", "deep", "temporal"] = "basic"
+    max_tokens: int = Field(default=4000, ge=100, le=200_000)
 
     @staticmethod
-    def path() -> Path:
-        return config_dir() / "hooks.json"
+    def path(config_dir: Path) -> Path:
+        return config_dir / "hooks.json"
 
     @classmethod
-    def load(cls) -> HookConfig:
+    def load(cls, config_dir: Path) -> HookConfig:
+        """The saved config (empty when there is none); a malformed file is an error."""
+        path = cls.path(config_dir)
         try:
-            data = json.loads(cls.path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return cls()
-        return cls(
-            folders=list(data.get("folders", [])),
-            databases=list(data.get("databases", [])),
-            depth=str(data.get("depth", "basic")),
-            max_tokens=int(data.get("max_tokens", 4000)),
-        )
+        except OSError as exc:
+            raise BadRequest(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"]) or "the file"
+            raise BadRequest(
+                f"{path} is malformed ({where}: {problem['msg']})",
+                hint="fix it, or remove it and run `memhub hooks install --claude` again",
+            ) from exc
 
-    def save(self) -> Path:
-        path = self.path()
+    def save(self, config_dir: Path) -> Path:
+        path = self.path(config_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {
-            "folders": self.folders,
-            "databases": self.databases,
-            "depth": self.depth,
-            "max_tokens": self.max_tokens,
-        }
-        write_durably(path, (json.dumps(data, indent=2) + "\n").encode())
+        write_durably(path, (self.model_dump_json(indent=2) + "\n").encode())
         return path
 
 
 def steps_for(event: str, config: HookConfig) -> list[list[str]]:
-    """The memhub commands a hook runs, in order."""
-    base = [sys.executable, "-m", "memhub"]
+    """The memhub commands (arguments after ``memhub``) a hook runs, in order."""
     steps: list[list[str]] = []
     if event == "session-start":
         for folder in config.folders:
-            steps.append([*base, "pull", folder["path"], "--prefix", folder.get("prefix", "")])
+            steps.append(["pull", folder.path, "--prefix", folder.prefix])
         for db in config.databases:
-            steps.append([*base, "db", "pull", db["file"], "--name", db["name"]])
-        steps.append(
-            [*base, "context", "--depth", config.depth, "--max-tokens", str(config.max_tokens)]
-        )
+            steps.append(["db", "pull", db.file, "--name", db.name])
+        steps.append(["context", "--depth", config.depth, "--max-tokens", str(config.max_tokens)])
     else:
         for folder in config.folders:
-            steps.append([*base, "push", folder["path"], "--prefix", folder.get("prefix", "")])
+            steps.append(["push", folder.path, "--prefix", folder.prefix])
         for db in config.databases:
-            steps.append([*base, "db", "push", db["file"], "--name", db["name"]])
+            steps.append(["db", "push", db.file, "--name", db.name])
     return steps
 
 
-def run_hook(event: str, budget: float = BUDGET) -> int:
-    """Run one hook's steps; print the context on session start. Always returns 0."""
+StepResult = tuple[int, str, str]  # exit code, stdout, stderr
+StepRunner = Callable[[list[str]], StepResult]
+
+
+def run_hook(
+    event: str,
+    config_dir: Path,
+    run_step: StepRunner,
+    *,
+    budget: float = BUDGET,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run one hook's steps with ``run_step`` (the CLI runs them in its own process: no
+    interpreter start per step) in a worker thread, and print the context on session
+    start. Always returns 0: a failure, or running out of ``budget`` seconds, is a
+    warning on stderr, never a broken agent session."""
+    out, err = out or sys.stdout, err or sys.stderr
     if event not in EVENTS.values():
-        print(f"memhub hook: unknown event {event!r}", file=sys.stderr)
+        print(f"memhub hook: unknown event {event!r}", file=err)
         return 0
-    deadline = time.monotonic() + budget
-    for argv in steps_for(event, HookConfig.load()):
-        remaining = deadline - time.monotonic()
-        if remaining <= 1:
-            print("memhub hook: out of time; skipping the remaining steps", file=sys.stderr)
-            break
-        label = " ".join(argv[3:5])
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=remaining,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            print(f"memhub hook: {label} did not finish: {exc}", file=sys.stderr)
-            continue
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"]
-            print(f"memhub hook: {label} failed: {tail[0]}", file=sys.stderr)
-            continue
-        if argv[3] == "context":
-            sys.stdout.write(done.stdout)
+    try:
+        config = HookConfig.load(config_dir)
+    except BadRequest as exc:
+        print(f"memhub hook: {exc}; nothing is pulled or pushed until it is fixed", file=err)
+        return 0
+    messages: list[str] = []
+    context: list[str] = []
+
+    def work() -> None:
+        for args in steps_for(event, config):
+            label = " ".join(args[:2])
+            try:
+                code, stdout, stderr = run_step(args)
+            except Exception as exc:  # the boundary: a hook reports, it never raises
+                messages.append(f"{label} failed: {exc!r}")
+                continue
+            if code != 0:
+                tail = (stderr or stdout).strip().splitlines()[-1:] or [f"exit code {code}"]
+                messages.append(f"{label} failed: {tail[0]}")
+            elif args[0] == "context":
+                context.append(stdout)
+
+    worker = threading.Thread(target=work, name=f"memhub-hook-{event}", daemon=True)
+    worker.start()
+    worker.join(budget)
+    for message in list(messages):
+        print(f"memhub hook: {message}", file=err)
+    if worker.is_alive():
+        print(f"memhub hook: out of time after {budget:.0f} s; the rest is skipped", file=err)
+        return 0
+    out.write("".join(context))
+    out.flush()
     return 0

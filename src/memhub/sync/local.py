@@ -9,23 +9,22 @@ have not changed, so a no-op sync of thousands of files costs a ``stat`` each.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import stat
-import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pathspec
+from filelock import FileLock, Timeout
 
+from memhub.core.durable import write_durably
+from memhub.core.paths import normalize_path
 from memhub.errors import BadRequest, Conflict, InvalidPath
-from memhub.store.blobs.local import fsync_dir, write_durably
-from memhub.store.paths import normalize_path
 
 STATE_DIR = ".memhub"
 IGNORE_FILE = ".memhubignore"
@@ -242,22 +241,7 @@ def write_local(root: Path, rel: str, data: bytes) -> os.stat_result:
     symlink and never outside ``root``."""
     target = safe_target(root, rel)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)  # a failed write leaves no temp file behind
-        raise
-    fsync_dir(target.parent)
+    write_durably(target, data, tmp_prefix=TMP_PREFIX)
     return target.stat()
 
 
@@ -286,17 +270,18 @@ def safe_target(root: Path, rel: str) -> Path:
 
 @contextlib.contextmanager
 def folder_lock(root: Path) -> Iterator[None]:
-    """One sync of a folder at a time (an flock, released if the process dies)."""
+    """One sync of a folder at a time (an OS lock via ``filelock``, released if the process
+    dies; works on Windows too)."""
     directory = root / STATE_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    handle: IO[Any] = (directory / "lock").open("a")
+    lock = FileLock(directory / "lock", timeout=0)
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(
-                f"another memhub sync of {root} is running", hint="wait for it to finish"
-            ) from None
+        lock.acquire()
+    except Timeout:
+        raise Conflict(
+            f"another memhub sync of {root} is running", hint="wait for it to finish"
+        ) from None
+    try:
         yield
     finally:
-        handle.close()
+        lock.release()

@@ -104,7 +104,3 @@ def conflict_name(path: str, host: str, stamp: str) -> str:
     safe_host = "".join(c if c.isalnum() or c in "-_" else "-" for c in host) or "host"
     renamed = f"{stem}.conflict-{safe_host}-{stamp}" + (f".{ext}" if ext else "")
     return posixpath.join(directory, renamed) if directory else renamed
-
-
-def is_conflict_copy(path: str) -> bool:
-    return ".conflict-" in posixpath.basename(path)

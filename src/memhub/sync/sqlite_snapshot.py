@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from memhub.core.durable import fsync_dir
 from memhub.errors import BadRequest, Conflict, FileNotFound
-from memhub.store.blobs.local import fsync_dir
 
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")  # a rollback journal that may be hot

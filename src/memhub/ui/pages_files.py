@@ -16,9 +16,9 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from memhub.api.routes.common import MAX_INT64
+from memhub.core.paths import normalize_path, normalize_prefix
 from memhub.errors import BadRequest, FileNotFound, PreconditionFailed
 from memhub.store import Precondition, Revision
-from memhub.store.paths import normalize_path, normalize_prefix
 from memhub.ui.deps import FormUi, UiDep
 from memhub.ui.render import (
     MAX_RENDER_BYTES,

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from memhub.api.routes.common import MAX_INT64
+from memhub.core.paths import normalize_path
 from memhub.errors import BadRequest, FileNotFound, RevisionNotFound
 from memhub.store import Revision
-from memhub.store.paths import normalize_path
 from memhub.ui.deps import UiDep
 from memhub.ui.render import MAX_RENDER_BYTES, decode, parents, side_by_side, unified_diff
 

@@ -14,11 +14,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from memhub.auth.keys import KeyStore
 from memhub.auth.principal import SCOPES
+from memhub.core.paths import validate_name
 from memhub.errors import BadRequest, Forbidden
 from memhub.memory.service import Memory
 from memhub.store import Store
 from memhub.store.maintenance import fsck
-from memhub.store.paths import validate_name
 from memhub.ui.deps import FormUi, Ui, UiDep
 
 router = APIRouter(prefix="/w/{ws}/ops", include_in_schema=False)

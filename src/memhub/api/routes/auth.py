@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Request
 from memhub.api.openapi import error_responses
 from memhub.auth.principal import Principal
 from memhub.auth.tokens import TokenCodec
+from memhub.core.paths import validate_name
 from memhub.errors import Forbidden, StorageUnavailable, Unauthorized
 from memhub.store import Store
-from memhub.store.paths import validate_name
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

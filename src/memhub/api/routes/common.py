@@ -12,9 +12,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from memhub.api.context import Principal, authorize, get_principal, get_store
+from memhub.core.paths import validate_name
 from memhub.errors import BadRequest
 from memhub.store import Fence, Precondition, Store
-from memhub.store.paths import validate_name
 
 StoreDep = Annotated[Store, Depends(get_store)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

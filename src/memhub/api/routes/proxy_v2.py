@@ -32,9 +32,9 @@ from memhub.api.context import RequestContext, authorize, get_context, get_store
 from memhub.api.routes.common import MAX_HEADER_TEXT, MAX_INT64
 from memhub.api.syncindex import index_response
 from memhub.api.transfer import close_body, content_response, fetch, receive_body, seed_headers
+from memhub.core.paths import normalize_path
 from memhub.errors import BadRequest, FileNotFound, InvalidChecksum, InvalidPath, PreconditionFailed
 from memhub.store import Precondition, Store
-from memhub.store.paths import normalize_path
 
 router = APIRouter(tags=["memory-proxy-v2"])
 Ctx = Annotated[RequestContext, Depends(get_context)]

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from memhub.api.routes.common import PrincipalDep, StoreDep, StrictBody, access
+from memhub.core.paths import validate_name
 from memhub.store.leases import MAX_TTL
-from memhub.store.paths import validate_name
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 

@@ -21,8 +21,8 @@ from memhub.api.routes.common import (
 )
 from memhub.api.routes.v1_files import revision_json, write_response
 from memhub.api.transfer import receive_limited
+from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.store import ChunkRef
-from memhub.store.service import MAX_MANIFEST_CHUNKS
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
