@@ -25,6 +25,7 @@ from memhub.api.middleware import (
 )
 from memhub.api.notify import ChangeNotifier
 from memhub.api.routes import admin, auth, memory, seed, v1_batch, v1_files, v1_leases, v1_sync
+from memhub.api.routes.v1_chunk_batch import router as chunk_batch_router
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (seed, v1_files, v1_sync, v1_batch, v1_leases, memory, admin, auth):
         app.include_router(module.router)
+    app.include_router(chunk_batch_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
