@@ -40,6 +40,9 @@ _blobs = Table(
     Column("modified", Float, nullable=False),
     sqlite_with_rowid=False,
 )
+# plain SQL: a point read must not pay for statement compilation
+_GET = "SELECT data FROM blobs WHERE key = ?"
+_EXISTS = "SELECT 1 FROM blobs WHERE key = ?"
 
 
 class InlineBlobs:
@@ -71,12 +74,12 @@ class InlineBlobs:
 
     def get(self, key: str) -> bytes | None:
         with self._translate("read"), self.engine.connect() as conn:
-            value = conn.execute(select(_blobs.c.data).where(_blobs.c.key == key)).scalar()
+            value = conn.exec_driver_sql(_GET, (key,)).scalar()
         return bytes(value) if value is not None else None
 
     def exists(self, key: str) -> bool:
         with self._translate("read"), self.engine.connect() as conn:
-            found = conn.execute(select(_blobs.c.key).where(_blobs.c.key == key)).first()
+            found = conn.exec_driver_sql(_EXISTS, (key,)).first()
         return found is not None
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:

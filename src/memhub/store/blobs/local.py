@@ -107,30 +107,31 @@ class LocalBlobStore:
             ) from exc
 
     def get(self, key: str) -> bytes:
-        if self._inline is not None and (inline := self._inline.get(key)) is not None:
-            return inline
+        # the file first: a failed open is cheaper than a query, and large blobs are files
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
+            if self._inline is not None and (inline := self._inline.get(key)) is not None:
+                return inline
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise StorageUnavailable(f"cannot read blob {key}: {exc.strerror}") from exc
 
     def open(self, key: str) -> Iterator[bytes]:
-        if self._inline is not None and (inline := self._inline.get(key)) is not None:
-            return _pieces_of(inline)
         try:
             handle = self._path(key).open("rb")
         except FileNotFoundError:
+            if self._inline is not None and (inline := self._inline.get(key)) is not None:
+                return _pieces_of(inline)
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise StorageUnavailable(f"cannot read blob {key}: {exc.strerror}") from exc
         return _FilePieces(handle)
 
     def exists(self, key: str) -> bool:
-        if self._inline is not None and self._inline.exists(key):
+        if self._path(key).is_file():
             return True
-        return self._path(key).is_file()
+        return self._inline is not None and self._inline.exists(key)
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
         if self._inline is not None:
