@@ -204,6 +204,9 @@ def delta_push(client: MemhubClient, db: Path, state: SyncState, pid: int) -> di
     key = SyncState.key(client.server, client.workspace, "bench", db.resolve())
     overwrite = state.get(key) is None
     result = push(client, db, name="bench", state=state, holder="bench", overwrite=overwrite)
+    # what went on the wire (zstd-compressed chunks); the chunks' own size is kept beside it
+    result["chunk_bytes_sent"] = result["bytes_sent"]
+    result["bytes_sent"] = result.get("wire_bytes_sent", result["bytes_sent"])
     result["wall_s"] = time.perf_counter() - started
     result["server_cpu_s"] = cpu_seconds(pid) - cpu
     return result

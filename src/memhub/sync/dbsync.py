@@ -174,6 +174,7 @@ class _Push:
             "skipped": False,
             "reason": None,
             "bytes_sent": 0,
+            "wire_bytes_sent": 0,
             "chunks_sent": 0,
             "chunks_total": 0,
             "phases": self.phases,
@@ -255,7 +256,7 @@ class _Push:
         wire = self._upload(todo)
         self._lap("upload")
         self.result.update(
-            chunks_sent=len(todo), bytes_sent=wire, chunk_bytes_sent=sum(c.size for c in todo)
+            chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo), wire_bytes_sent=wire
         )
         self.reporter.phase("commit")
         body: dict[str, Any] = {
