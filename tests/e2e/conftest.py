@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +126,7 @@ def memhub_server(tmp_path: Path, child_home: Path) -> Iterator[ServerFactory]:
         *,
         data_dir_from_env: bool = False,
         attempts: int = 3,
+        args: Sequence[str] = (),
     ) -> ServerProcess:
         nonlocal counter
         if data_dir is None:
@@ -143,7 +144,8 @@ def memhub_server(tmp_path: Path, child_home: Path) -> Iterator[ServerFactory]:
                 where = []
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    [str(MEMHUB), "serve", "--host", "127.0.0.1", "--port", str(port), *where],
+                    [str(MEMHUB), "serve", "--host", "127.0.0.1", "--port", str(port), *where,
+                     *args],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     env=server_env, start_new_session=True,
                 )  # fmt: skip

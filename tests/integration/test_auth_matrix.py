@@ -43,6 +43,7 @@ from httpx2 import Response
 from sqlalchemy import update
 
 from memhub.auth.keys import generate_key
+from memhub.core.chunkbatch import encode
 from memhub.memory.items import Draft, Items
 from memhub.store.schema import api_keys
 
@@ -216,6 +217,12 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/workspaces/{workspace}/changes"): Case(_c("GET", f"{V1}/changes"), "ws:read"),
     ("POST", "/v1/workspaces/{workspace}/chunks/missing"): Case(
         _c("POST", f"{V1}/chunks/missing", json={"chunks": [sha(b"nothing")]}), "ws:write"
+    ),
+    ("POST", "/v1/workspaces/{workspace}/chunks/batch"): Case(
+        lambda _w, p: Call(
+            "POST", f"{V1}/chunks/batch", content=encode([f"batch-{p}".encode()], compress=False)[0]
+        ),
+        "ws:write",
     ),
     ("PUT", "/v1/workspaces/{workspace}/chunks/{sha256}"): Case(
         lambda _w, p: Call(

@@ -54,7 +54,12 @@ def _local_store_factory(metadata_url: str, blob_root: Path) -> Iterator[StoreFa
     def make(*, clock: Callable[[], float] = time.time) -> Store:
         meta = Metadata(metadata_url)
         meta.migrate()
-        store = Store(meta, open_blob_store(blob_root.as_uri()), chunk_size=1024, clock=clock)
+        store = Store(
+            meta,
+            open_blob_store(blob_root.as_uri() + "?inline_max_bytes=0"),
+            chunk_size=1024,
+            clock=clock,
+        )
         opened.append(store)
         return store
 

@@ -35,6 +35,7 @@ from memhub.api.routes.common import reject_unknown_query
 from memhub.api.routes.items import router as items_router
 from memhub.api.routes.product import router as product_router
 from memhub.api.routes.proxy_v2 import router as proxy_v2_router
+from memhub.api.routes.v1_chunk_batch import router as chunk_batch_router
 from memhub.auth.admission import (
     AdmissionMiddleware,
     AdmissionPolicy,
@@ -154,17 +155,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.include_router(module.router)
     app.include_router(items_router)
     app.include_router(product_router)
+    app.include_router(chunk_batch_router)
 
     ui = build_ui(app, authenticator, settings.ui_session_seconds, settings.redis_url)
     app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document
     mcp = mount_mcp(app)  # POST /mcp: streamable HTTP, behind the same admission
-    app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
     app.state.sessions = session_routes.build_sessions(settings, store, metrics)
     app.state.llm = app.state.sessions.provider  # ChatProvider | None, for other features
     if app.state.llm is not None:  # MemOS add with mode "fine": facts by the same LLM
         items.extractor = item_extractor(app.state.llm)
     for mine in (session_routes, diffmem_routes, repo_routes):  # issue 12
         app.include_router(mine.router)
+    app.include_router(proxy_v2_router)  # last: /{namespace}/blob/{path} matches widely
 
     @app.get(
         "/metrics",

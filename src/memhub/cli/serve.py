@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +13,7 @@ from memhub.auth.keys import KeyStore
 from memhub.auth.local import ensure_local_admin_key
 from memhub.auth.tokens import is_strong_secret
 from memhub.cli.common import DataDirOption, console, fail, load_settings
+from memhub.config import Settings
 from memhub.errors import MemhubError
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; larger heads get 431/400 and a close
@@ -29,6 +30,8 @@ HARDENED_UVICORN: dict[str, Any] = {
     "http": "h11",
     "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
 }
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def is_loopback(host: str) -> bool:
@@ -74,6 +77,9 @@ def serve(
         str | None,
         typer.Option(help="critical | error | warning | info | debug | trace (default info)."),
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes over the one store (default 1).")
+    ] = 1,
 ) -> None:
     """Run the memhub server."""
     settings = load_settings(data_dir, host=host, port=port, log_level=log_level)
@@ -118,6 +124,9 @@ def serve(
         f"(database {settings.resolved_database_url}, blobs {settings.resolved_blob_url})"
     )
     console.print(f"API docs: http://{settings.host}:{settings.port}/docs")
+    if workers > 1:
+        serve_workers(app, settings, workers, data_dir is not None)
+        return
     uvicorn.run(
         app,
         host=settings.host,
@@ -128,3 +137,33 @@ def serve(
         **HARDENED_UVICORN,
     )
     store.close()
+
+
+def serve_workers(app: FastAPI, settings: Settings, workers: int, data_dir_given: bool) -> None:
+    """``--workers N``: the app built here did the one-time work (migrations, the local
+    admin key); each worker process builds its own (memhub.api.workers)."""
+    import os
+
+    import uvicorn
+
+    from memhub.api.workers import settings_env
+
+    app.state.memory.close()
+    app.state.store.close()
+    fields = ("host", "port", "log_level") + (("data_dir",) if data_dir_given else ())
+    os.environ.update(settings_env(settings, fields))
+    console.print(f"{workers} worker processes")
+    uvicorn.run(
+        "memhub.api.workers:worker_app",
+        factory=True,
+        workers=workers,
+        # a worker busy starting (imports, the index) or under load answers late;
+        # uvicorn's default of 5 s would restart healthy workers on a loaded machine
+        timeout_worker_healthcheck=60,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=settings.log_level.lower() == "debug",
+        timeout_graceful_shutdown=5,
+        **HARDENED_UVICORN,
+    )

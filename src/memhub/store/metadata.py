@@ -8,16 +8,17 @@ ignore and upsert).
 Write transactions on SQLite start with ``BEGIN IMMEDIATE`` (one writer at a
 time, taken before the first read so a read-check-write cannot race) and are
 queued on an in-process lock first, so threads wait in line instead of
-spinning in SQLite's busy handler. On PostgreSQL, writers of one workspace
+spinning in SQLite's busy handler; concurrent writers share one COMMIT (group
+commit, :mod:`memhub.store.groupcommit`), each acknowledged only once it is
+durable. On PostgreSQL, writers of one workspace
 serialise on its row (``UPDATE workspaces … RETURNING``).
 """
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, Operationa
 from sqlalchemy.sql.dml import Insert
 
 from memhub.errors import BadRequest, StorageUnavailable
+from memhub.store.groupcommit import GroupCommit
 
 MIGRATION_LOCK_ID = zlib.crc32(b"memhub-migrations")
 
@@ -39,6 +41,39 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def sqlite_engine(database: str | None, *, echo: bool = False) -> Engine:
+    """A SQLite engine: WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE`` for writes (the
+    connection option ``memhub_write``), ``BEGIN`` for reads."""
+    memory = not database or database == ":memory:"
+    if not memory:
+        assert database is not None
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{database}" if not memory else "sqlite://",
+        echo=echo,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=8,
+        max_overflow=32,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("memhub_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
 
 
 class Metadata:
@@ -63,47 +98,23 @@ class Metadata:
                 f"unsupported database {self.dialect!r}",
                 hint="MEMHUB_DATABASE_URL takes sqlite:///path or postgresql://user@host/db",
             )
-        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._group = GroupCommit(self.engine) if self.dialect == "sqlite" else None
         self._statements: dict[tuple[str, ...], Any] = {}
 
     @staticmethod
     def _sqlite_engine(database: str | None, echo: bool) -> Engine:
-        memory = not database or database == ":memory:"
-        if not memory:
-            assert database is not None
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            f"sqlite:///{database}" if not memory else "sqlite://",
-            echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=8,
-            max_overflow=32,
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            immediate = conn.get_execution_options().get("memhub_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
+        return sqlite_engine(database, echo=echo)
 
     # -- transactions ---------------------------------------------------------
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction; commits on success, rolls back on any error."""
-        lock = self._write_lock if self._write_lock is not None else nullcontext()
-        with lock, self._translate(), self.engine.connect() as conn:
+        if self._group is not None:
+            with self._translate(), self._group.transaction() as conn:
+                yield conn
+            return
+        with self._translate(), self.engine.connect() as conn:
             conn = conn.execution_options(memhub_write=True, preserve_rowcount=True)
             with conn.begin():
                 yield conn

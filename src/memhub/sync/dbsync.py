@@ -31,7 +31,7 @@ import hashlib
 import json
 import shlex
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,10 +42,10 @@ from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
     FencingTokenRejected,
     FileNotFound,
-    InvalidChecksum,
     InvalidPath,
     PreconditionFailed,
 )
+from memhub.sync import chunkupload
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbstate import DEFAULT_TTL, LeaseGuard, SyncState, default_holder
 
@@ -192,6 +192,7 @@ class _Push:
             "skipped": False,
             "reason": None,
             "bytes_sent": 0,
+            "wire_bytes_sent": 0,
             "chunks_sent": 0,
             "chunks_total": 0,
             "phases": self.phases,
@@ -275,9 +276,11 @@ class _Push:
         todo = list({c.sha256: c for c in chunks if c.sha256 in missing}.values())
         self._lap("missing")
         self.reporter.phase("upload", sum(c.size for c in todo))
-        self._upload(todo)
+        wire = self._upload(todo)
         self._lap("upload")
-        self.result.update(chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo))
+        self.result.update(
+            chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo), wire_bytes_sent=wire
+        )
         self.reporter.phase("commit")
         body: dict[str, Any] = {
             "path": self.db_path,
@@ -323,21 +326,11 @@ class _Push:
             found += self.client.missing_chunks(unique[start : start + MISSING_BATCH])
         return found
 
-    def _upload(self, todo: list[sq.Chunk]) -> None:
-        def send(chunk: sq.Chunk) -> int:
-            if self.client.put_chunk(sq.read_chunk(self.tmp, chunk)) != chunk.sha256:
-                raise InvalidChecksum(f"the chunk at offset {chunk.offset} changed under us")
-            return chunk.size
-
-        with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="upload") as pool:
-            futures: list[Future[int]] = [pool.submit(send, c) for c in todo]
-            try:
-                for future in as_completed(futures):
-                    self.reporter.advance(future.result())
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+    def _upload(self, todo: list[sq.Chunk]) -> int:
+        """Send the missing chunks in zstd-compressed batches; the bytes on the wire."""
+        return chunkupload.upload(
+            self.client, todo, lambda c: sq.read_chunk(self.tmp, c), self.reporter.advance
+        )
 
     def _commit(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

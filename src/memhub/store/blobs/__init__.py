@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from memhub.errors import BadRequest
 from memhub.store.blobs.base import BlobInfo, BlobNotFound, BlobStore, chunk_key
@@ -22,9 +22,16 @@ def open_blob_store(
                 f"blob URL {url!r} names a host ({parsed.netloc!r})",
                 hint="a local directory is file:///absolute/path (three slashes)",
             )
+        from memhub.store.blobs.inline import DEFAULT_INLINE_MAX
         from memhub.store.blobs.local import LocalBlobStore
 
-        return LocalBlobStore(Path(unquote(parsed.path)), url=url)
+        inline = parse_qs(parsed.query).get("inline_max_bytes", [str(DEFAULT_INLINE_MAX)])[-1]
+        if not inline.isdigit():
+            raise BadRequest(
+                f"blob URL {url!r}: inline_max_bytes must be a number of bytes",
+                hint="file:///dir?inline_max_bytes=16384 (0 keeps every blob in its own file)",
+            )
+        return LocalBlobStore(Path(unquote(parsed.path)), url=url, inline_max_bytes=int(inline))
     if parsed.scheme == "s3":
         from memhub.store.blobs.s3 import S3BlobStore
 

@@ -3,7 +3,10 @@
 Each put: unique temp name in the target directory → write → fsync →
 ``os.replace`` → fsync the directory. A crash leaves either the old state or
 the new one, plus at worst a ``.tmp-*`` file that :meth:`list` ignores and
-``memhub gc`` removes.
+``memhub gc`` removes. Blobs up to ``inline_max_bytes`` (the URL's
+``?inline_max_bytes=N``; 0 turns it off) go instead into a group-committed
+SQLite file (:mod:`memhub.store.blobs.inline`): as durable, cheaper under
+concurrency.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import builtins
 import contextlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,6 +23,7 @@ from typing import BinaryIO
 
 from memhub.errors import StorageUnavailable
 from memhub.store.blobs.base import READ_PIECE, BlobInfo, BlobNotFound
+from memhub.store.blobs.inline import DEFAULT_INLINE_MAX, INLINE_DIR, InlineBlobs
 
 TMP_PREFIX = ".tmp-"
 
@@ -53,7 +58,9 @@ def write_durably(target: Path, data: bytes) -> None:
 
 
 class LocalBlobStore:
-    def __init__(self, root: Path, url: str | None = None) -> None:
+    def __init__(
+        self, root: Path, url: str | None = None, *, inline_max_bytes: int = DEFAULT_INLINE_MAX
+    ) -> None:
         self.root = root
         self.url = url or root.as_uri()
         self._known_dirs: set[Path] = set()
@@ -65,6 +72,7 @@ class LocalBlobStore:
                 f"cannot create the blob directory {root}: {exc.strerror}",
                 hint="check MEMHUB_BLOB_URL / --data-dir and the directory's permissions",
             ) from exc
+        self._inline = InlineBlobs(root, inline_max_bytes) if inline_max_bytes > 0 else None
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
@@ -85,6 +93,9 @@ class LocalBlobStore:
             self._known_dirs.add(directory)
 
     def put(self, key: str, data: bytes) -> None:
+        if self._inline is not None and len(data) <= self._inline.max_bytes:
+            self._inline.put(key, data, time.time())
+            return
         target = self._path(key)
         try:
             self._ensure_dir(target.parent)
@@ -96,9 +107,12 @@ class LocalBlobStore:
             ) from exc
 
     def get(self, key: str) -> bytes:
+        # the file first: a failed open is cheaper than a query, and large blobs are files
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
+            if self._inline is not None and (inline := self._inline.get(key)) is not None:
+                return inline
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise StorageUnavailable(f"cannot read blob {key}: {exc.strerror}") from exc
@@ -107,16 +121,24 @@ class LocalBlobStore:
         try:
             handle = self._path(key).open("rb")
         except FileNotFoundError:
+            if self._inline is not None and (inline := self._inline.get(key)) is not None:
+                return _pieces_of(inline)
             raise BlobNotFound(key) from None
         except OSError as exc:
             raise StorageUnavailable(f"cannot read blob {key}: {exc.strerror}") from exc
         return _FilePieces(handle)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        if self._path(key).is_file():
+            return True
+        return self._inline is not None and self._inline.exists(key)
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
-        for dirpath, _dirnames, filenames in os.walk(self.root):
+        if self._inline is not None:
+            yield from self._inline.list(prefix)
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if Path(dirpath) == self.root and INLINE_DIR in dirnames:
+                dirnames.remove(INLINE_DIR)
             for name in filenames:
                 if name.startswith(TMP_PREFIX):
                     continue
@@ -135,6 +157,9 @@ class LocalBlobStore:
         ]
 
     def delete(self, keys: Iterable[str]) -> None:
+        keys = builtins.list(keys)
+        if self._inline is not None:
+            self._inline.delete(keys)
         for key in keys:
             with contextlib.suppress(FileNotFoundError):
                 self._path(key).unlink()
@@ -144,7 +169,14 @@ class LocalBlobStore:
             raise StorageUnavailable(f"blob directory {self.root} is not writable")
 
     def close(self) -> None:
-        return None
+        if self._inline is not None:
+            self._inline.close()
+
+
+def _pieces_of(data: bytes) -> Iterator[bytes]:
+    """An inline blob as pieces (a generator: it has ``close`` like a file's pieces)."""
+    for start in range(0, len(data), READ_PIECE):
+        yield data[start : start + READ_PIECE]
 
 
 class _FilePieces:

@@ -1,0 +1,156 @@
+"""Group commit for SQLite: many callers' write transactions share one COMMIT (one fsync).
+
+SQLite has one writer, and with ``synchronous=FULL`` every COMMIT in WAL mode is
+an fsync of the ``-wal``. Taken one at a time, concurrent writers pay an fsync
+each and queue behind each other's. Here they queue behind each other's
+*statements* instead:
+
+- callers run their blocks one at a time (an in-process lock), each inside a
+  ``SAVEPOINT`` of one open ``BEGIN IMMEDIATE`` transaction, the *batch*;
+- a block that raises is rolled back to its savepoint: only its own writes
+  are undone, and it raises at once (nothing of it was acknowledged);
+- when a block ends and nobody else is waiting for the lock (or the batch is
+  full), that caller commits the batch — one COMMIT, one fsync — and wakes
+  the others; a caller that saw someone waiting leaves the batch open for
+  them and waits for that commit;
+- every caller returns only after the COMMIT that holds its writes is
+  durable. If the COMMIT fails, every caller of the batch raises
+  :class:`~memhub.errors.StorageUnavailable` and none of their writes landed.
+
+So nothing is acknowledged before it is durable, a failed caller writes
+nothing, and a batch is one SQLite transaction: revs commit in order. Other
+processes on the same file still take SQLite's write lock per batch
+(``BEGIN IMMEDIATE`` waits for it under ``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+
+from memhub.errors import StorageUnavailable
+
+MAX_BATCH = 128
+
+
+class _Batch:
+    __slots__ = ("conn", "done", "error", "members", "trans")
+
+    def __init__(self, engine: Engine) -> None:
+        conn = engine.connect().execution_options(memhub_write=True, preserve_rowcount=True)
+        try:
+            self.trans = conn.begin()  # BEGIN IMMEDIATE (metadata's "begin" event)
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+        self.members = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Write transactions on one SQLite engine, committed in groups (see the module doc)."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._lock = threading.Lock()  # held while a caller's block runs or a batch commits
+        self._count_lock = threading.Lock()
+        self._waiting = 0  # callers blocked on _lock
+        self._batch: _Batch | None = None
+        self.commits = 0  # batches committed (for tests and metrics)
+        self.writes = 0  # blocks committed
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self._count_lock:
+            self._waiting += 1
+        self._lock.acquire()
+        with self._count_lock:
+            self._waiting -= 1
+        try:
+            batch = self._batch
+            if batch is None:
+                batch = self._batch = _Batch(self._engine)
+        except BaseException:
+            self._lock.release()
+            raise
+        try:
+            nested = batch.conn.begin_nested()
+        except BaseException as exc:
+            self._abort(batch, exc)
+            self._lock.release()
+            raise
+        try:
+            yield batch.conn
+        except BaseException:
+            try:
+                nested.rollback()
+            except BaseException as rollback_exc:  # the whole transaction is gone
+                self._abort(batch, rollback_exc)
+            else:
+                self._end_block(batch)
+            self._lock.release()
+            raise
+        try:
+            nested.commit()  # RELEASE SAVEPOINT
+            batch.members += 1
+        except BaseException as exc:
+            self._abort(batch, exc)
+            self._lock.release()
+            raise
+        self._end_block(batch)
+        self._lock.release()
+        batch.done.wait()
+        if batch.error is not None:
+            raise StorageUnavailable(
+                f"the metadata database could not commit: {batch.error}",
+                hint="check free disk space and the database file; nothing of this write landed",
+            ) from batch.error
+
+    def _end_block(self, batch: _Batch) -> None:
+        """With the lock held: commit the batch unless someone is in line to extend it."""
+        if batch.done.is_set():
+            return
+        with self._count_lock:
+            someone_waits = self._waiting > 0
+        if someone_waits and batch.members < self._max_batch:
+            return
+        self._finish(batch)
+
+    def _finish(self, batch: _Batch) -> None:
+        self._batch = None
+        try:
+            if batch.members:
+                batch.trans.commit()
+                self.commits += 1
+                self.writes += batch.members
+            else:
+                batch.trans.rollback()
+        except BaseException as exc:
+            batch.error = exc
+            self._rollback_quietly(batch)
+        finally:
+            batch.conn.close()
+            batch.done.set()
+
+    def _abort(self, batch: _Batch, exc: BaseException) -> None:
+        """The transaction is unusable: roll it all back and fail every caller in it."""
+        self._batch = None
+        batch.error = exc
+        self._rollback_quietly(batch)
+        batch.conn.close()
+        batch.done.set()
+
+    @staticmethod
+    def _rollback_quietly(batch: _Batch) -> None:
+        # the error that got us here is already recorded and raised to every caller;
+        # a rollback of a dead transaction has nothing to add
+        try:
+            batch.trans.rollback()
+        except Exception as exc:
+            batch.error = batch.error or exc
