@@ -23,6 +23,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Contents over the blob store's inline threshold (16 KiB), so that each lives in a
+# chunk file of its own that these tests can look at, delete or rot by hand.
+PAD = b"." * 20_000
+ALPHA, BETA = b"alpha\n" + PAD, b"beta\n" + PAD
+
+
 def chunk_path(data_dir: Path, sha: str) -> Path:
     return data_dir / "blobs" / "chunks" / sha[:2] / sha
 
@@ -85,10 +91,10 @@ def test_memhub_data_dir_works_like_the_flag(
     data_dir = tmp_path / "from-env"
     env = {"MEMHUB_DATA_DIR": str(data_dir)}
     server = memhub_server(data_dir, data_dir_from_env=True)  # no --data-dir
-    write_files(server, {"a.md": b"alpha", "b.md": b"beta"})
+    write_files(server, {"a.md": ALPHA, "b.md": BETA})
     server.stop()
     assert (data_dir / "memhub.db").is_file()
-    assert chunk_path(data_dir, sha256(b"alpha")).is_file()
+    assert chunk_path(data_dir, sha256(ALPHA)).is_file()
     assert not (child_home / "xdg-data" / "memhub").exists(), "it used the default data dir"
 
     by_flag = fsck_json(memhub_cli, "--data-dir", data_dir)
@@ -100,9 +106,9 @@ def test_memhub_data_dir_works_like_the_flag(
     other = fsck_json(memhub_cli, "--data-dir", tmp_path / "other", env=env)
     assert other["revisions_checked"] == 0
 
-    chunk_path(data_dir, sha256(b"beta")).unlink()
+    chunk_path(data_dir, sha256(BETA)).unlink()
     broken = fsck_json(memhub_cli, env=env)
-    assert broken["missing_chunks"] == [sha256(b"beta")]
+    assert broken["missing_chunks"] == [sha256(BETA)]
 
     gc = memhub_cli("gc", "--dry-run", "--json", env=env)
     assert gc.returncode == 0, gc.stderr
@@ -131,7 +137,7 @@ def test_fsck_names_a_chunk_corrupted_by_hand(
     memhub_server: Any, memhub_cli: Any, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "store"
-    good, bad = b"all is well\n", b"this chunk will rot\n"
+    good, bad = b"all is well\n" + PAD, b"this chunk will rot\n" + PAD
     server = memhub_server(data_dir)
     write_files(server, {"notes/good.md": good, "notes/bad.md": bad})
     server.stop()
@@ -175,7 +181,7 @@ def test_fsck_names_a_chunk_corrupted_by_hand(
 
 def test_gc_keeps_the_newest_revision(memhub_server: Any, memhub_cli: Any, tmp_path: Path) -> None:
     data_dir = tmp_path / "store"
-    versions = [f"version {n}\n".encode() for n in range(1, 6)]
+    versions = [f"version {n}\n".encode() + PAD for n in range(1, 6)]
     server = memhub_server(data_dir)
     with server.client() as http:
         for data in versions:
