@@ -15,6 +15,7 @@ addresses.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +53,26 @@ class InlineBlobs:
         with self._translate("open"):
             self.engine = sqlite_engine(str(self.path))
             _meta.create_all(self.engine)
+        self._identity = self._file_identity()
         self._group = GroupCommit(self.engine)
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def _check_in_place(self) -> None:
+        """An open SQLite file keeps taking writes after its directory was removed or
+        replaced: those writes are lost with the unlinked file. Refuse to call them
+        durable (one stat per put)."""
+        if self._file_identity() != self._identity:
+            raise StorageUnavailable(
+                f"the inline blob file {self.path} is gone or was replaced",
+                hint="the blob directory changed under the running server: restore it and "
+                "restart memhub",
+            )
 
     @contextmanager
     def _translate(self, what: str) -> Iterator[None]:
@@ -71,6 +91,7 @@ class InlineBlobs:
                 _blobs.insert().prefix_with("OR REPLACE"),
                 {"key": key, "data": data, "modified": now},
             )
+        self._check_in_place()
 
     def get(self, key: str) -> bytes | None:
         with self._translate("read"), self.engine.connect() as conn:
