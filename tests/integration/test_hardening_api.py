@@ -29,8 +29,13 @@ from memhub.store.maintenance import fsck
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with api_client(tmp_path, raise_server_exceptions=False) as c:
+    with api_client(tmp_path, raise_server_exceptions=False, blob_url=file_blobs(tmp_path)) as c:
         yield c
+
+
+def file_blobs(tmp_path: Path) -> str:
+    """Every blob a file of its own (no inline tier), so a test can rot or remove one."""
+    return f"{(tmp_path / 'blobs').as_uri()}?inline_max_bytes=0"
 
 
 def store_of(client: TestClient) -> Any:
@@ -63,17 +68,17 @@ def test_a_manifest_naming_more_than_the_body_limit_is_refused_before_hashing(
 def test_a_wrong_chunk_size_is_refused_from_the_metadata(
     client: TestClient, tmp_path: Path
 ) -> None:
-    chunk = b"y" * 100
+    chunk = b"y" * 20_000  # over the inline threshold: a chunk file of its own
     client.put(f"{WS}/chunks/{sha256(chunk)}", content=chunk)
     # the bytes are gone: a check that read them would answer 500, not 400
     blob_file(tmp_path, sha256(chunk)).unlink()
     manifest = {
         "path": "a.bin",
         "sha256": sha256(chunk),
-        "chunks": [{"sha256": sha256(chunk), "size": 99}],
+        "chunks": [{"sha256": sha256(chunk), "size": 19_999}],
     }
     body = assert_error(client.post(f"{WS}/commits", json=manifest), 400, "CHECKSUM_MISMATCH")
-    assert body["context"]["actual"] == 100
+    assert body["context"]["actual"] == 20_000
 
 
 def test_a_chunk_named_many_times_commits_right(client: TestClient) -> None:
@@ -369,7 +374,9 @@ def test_invalid_utf8_in_a_percent_encoded_path_is_400(tmp_path: Path) -> None:
 def test_a_rotted_chunk_is_a_storage_corrupt_error_counted_and_named_by_fsck(
     tmp_path: Path,
 ) -> None:
-    with api_client(tmp_path, raise_server_exceptions=False) as client:
+    with api_client(
+        tmp_path, raise_server_exceptions=False, blob_url=file_blobs(tmp_path)
+    ) as client:
         good = b"the original bytes\n" * 10
         client.put("/blob/rot.md", content=good)
         target = blob_file(tmp_path, sha256(good))
@@ -450,7 +457,9 @@ def test_context_answers_503_when_storage_is_out(tmp_path: Path) -> None:
 
 
 def test_a_damaged_file_is_reported_by_the_index_and_retried(tmp_path: Path) -> None:
-    with api_client(tmp_path, raise_server_exceptions=False) as client:
+    with api_client(
+        tmp_path, raise_server_exceptions=False, blob_url=file_blobs(tmp_path)
+    ) as client:
         good = b"# r\n\nrecoverable words\n"
         client.put(f"{WS}/files/r.md", content=good)
         target = blob_file(tmp_path, sha256(good))

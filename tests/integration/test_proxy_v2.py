@@ -54,7 +54,7 @@ def test_write_read_index_versions(client: TestClient) -> None:
     assert read.status_code == 200 and read.content == b"v1"
     assert read.headers["x-version"] == str(v1)
     assert read.headers["etag"] == f'"{md5(b"v1")}"'
-    assert read.headers["content-type"] == "text/markdown"
+    assert read.headers["content-type"] == "text/markdown; charset=utf-8"  # text/*: utf-8
     assert RFC1123.match(read.headers["last-modified"])
 
     # 0 again: exists → 412 with the proxy's string context
