@@ -25,7 +25,7 @@ NAMES = [
     "ns0.md",  # the byte after '/': must not fall into the ns/ range
     "ns.md",
     "nsx/other.md",
-    'ünï/cödé "quoted" ✓ 😀.md',
+    "ünï/cödé «quoted» ✓ 😀.md",
     "ns/ünï.md",
 ]
 

@@ -43,6 +43,7 @@ DOCS_ASSETS = {
     "/docs/favicon-32x32.png": "favicon-32x32.png",
 }
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 COMMON_ERRORS = (400, 401, 403, 404, 413, 422, 429, 503)
 WRITE_ERRORS = (409, 412)
 PUBLIC_ERRORS = (400, 413, 422, 429, 503)
@@ -200,7 +201,13 @@ def _describe_operation(path: str, method: str, operation: dict[str, Any], publi
     for status in statuses:
         entry = responses.setdefault(str(status), {"description": _reason(status)})
         if method != "head":
-            entry["content"] = {"application/json": {"schema": ERROR_REF}}
+            declared = entry.get("content", {}).get("application/json", {}).get("schema")
+            schema: dict[str, Any] = ERROR_REF
+            if declared and declared.get("$ref") not in (ERROR_REF["$ref"], _FASTAPI_422):
+                # a peer protocol's own error shape (MemOS's envelope): that, or memhub's
+                # (the admission middleware answers before the route does)
+                schema = {"anyOf": [declared, ERROR_REF]}
+            entry["content"] = {"application/json": {"schema": schema}}
         if status == 429:
             entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 
