@@ -145,6 +145,50 @@ def test_a_broken_transaction_fails_every_caller_that_shared_it(
     meta.close()
 
 
+def test_a_failing_caller_raises_only_after_the_writes_it_saw_are_committed(
+    meta: Metadata, tmp_path: Path
+) -> None:
+    """A precondition fails against the batch's uncommitted rows: when it raises, its
+    caller must be able to read them, or a read-check-write retry loop never
+    converges while other writers keep the batch open (a livelock seen under load)."""
+    inside = threading.Event()
+    release = threading.Event()
+    seen_on_failure: list[list[int]] = []
+
+    def holder() -> None:
+        with meta.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            inside.set()
+            release.wait(10)
+
+    def checker() -> None:
+        try:
+            with meta.write() as conn:
+                if conn.execute(text("SELECT count(*) FROM t")).scalar_one():
+                    raise PreconditionFailed("the row it checked for is there")
+        except PreconditionFailed:
+            seen_on_failure.append(rows_in(tmp_path / "g.db"))
+
+    def waiter() -> None:  # keeps someone in line, so nobody commits on "no one waits"
+        with meta.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+
+    a = threading.Thread(target=holder)
+    a.start()
+    assert inside.wait(10)
+    b = threading.Thread(target=checker)
+    b.start()
+    c = threading.Thread(target=waiter)
+    c.start()
+    release.set()
+    for t in (a, b, c):
+        t.join(20)
+
+    assert seen_on_failure and 1 in seen_on_failure[0]
+    assert rows_in(tmp_path / "g.db") == [1, 2]
+    meta.close()
+
+
 # -- the inline tier -------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
@@ -319,8 +320,20 @@ def _watch(directory: Path, options: dict[str, Any]) -> None:
     for target in (local_changes, remote_changes):  # both before the first round
         threading.Thread(target=target, daemon=True).start()
     console.print(f"watching {root} (Ctrl-C to stop)")
+    interrupted = threading.Event()
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        # the first Ctrl-C lets a round in progress finish (its files and its state
+        # file agree); a second one stops at once
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        stop.set()
+        trigger.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        while True:
+        while not interrupted.is_set():
             try:
                 report = _round(directory, **options)
                 _print(report, bool(options["json_output"]))
@@ -332,12 +345,15 @@ def _watch(directory: Path, options: dict[str, Any]) -> None:
                 stop.set()
                 fail_with(fatal[0], bool(options["json_output"]))
             trigger.wait()
-            if fatal:
+            if fatal or interrupted.is_set():
                 continue
             time.sleep(0.3)  # let a burst of edits settle
             trigger.clear()
     except KeyboardInterrupt:
+        pass
+    finally:
         stop.set()
+        signal.signal(signal.SIGINT, previous)
 
 
 def status(

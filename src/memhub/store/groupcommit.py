@@ -8,7 +8,9 @@ each and queue behind each other's. Here they queue behind each other's
 - callers run their blocks one at a time (an in-process lock), each inside a
   ``SAVEPOINT`` of one open ``BEGIN IMMEDIATE`` transaction, the *batch*;
 - a block that raises is rolled back to its savepoint: only its own writes
-  are undone, and it raises at once (nothing of it was acknowledged);
+  are undone; the batch's other writes are committed before it raises, since
+  it may have failed against them (a precondition on a rev its caller could
+  not read yet) and its retry must see them;
 - when a block ends and nobody else is waiting for the lock (or the batch is
   full), that caller commits the batch — one COMMIT, one fsync — and wakes
   the others; a caller that saw someone waiting leaves the batch open for
@@ -92,9 +94,18 @@ class GroupCommit:
                 nested.rollback()
             except BaseException as rollback_exc:  # the whole transaction is gone
                 self._abort(batch, rollback_exc)
-            else:
-                self._end_block(batch)
+                self._lock.release()
+                raise
+            # A failed block may have failed *because* of the batch's uncommitted
+            # writes (a precondition checked against a rev its caller cannot read
+            # yet). Commit them now, so its retry reads what it was compared with;
+            # keeping the batch open for the next waiter would let retrying writers
+            # fail against invisible revs forever.
+            if not batch.done.is_set():
+                self._finish(batch)
             self._lock.release()
+            if batch.error is not None:
+                raise self._unavailable(batch.error) from batch.error
             raise
         try:
             nested.commit()  # RELEASE SAVEPOINT
@@ -107,10 +118,14 @@ class GroupCommit:
         self._lock.release()
         batch.done.wait()
         if batch.error is not None:
-            raise StorageUnavailable(
-                f"the metadata database could not commit: {batch.error}",
-                hint="check free disk space and the database file; nothing of this write landed",
-            ) from batch.error
+            raise self._unavailable(batch.error) from batch.error
+
+    @staticmethod
+    def _unavailable(error: BaseException) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"the metadata database could not commit: {error}",
+            hint="check free disk space and the database file; nothing of this write landed",
+        )
 
     def _end_block(self, batch: _Batch) -> None:
         """With the lock held: commit the batch unless someone is in line to extend it."""

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from memhub.api.routes import responses
 from memhub.api.routes.common import PrincipalDep, WorkspaceName, access
 from memhub.errors import BadRequest
 from memhub.memory.item_file import Item
@@ -24,14 +25,8 @@ from memhub.memory.service import MAX_K
 router = APIRouter(prefix="/v1/workspaces/{workspace}/items", tags=["items"])
 
 
-class ErrorBody(BaseModel):
-    detail: str
-    error_code: str
-    context: dict[str, Any] | None = None
-
-
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody} for code in (400, 401, 403, 404, *codes)}
+    return responses.errors(400, 401, 403, 404, *codes)
 
 
 async def get_items(request: Request) -> Items:

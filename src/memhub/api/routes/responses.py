@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from memhub.api.openapi import ErrorBody
 
 DESCRIPTIONS = {
     400: "invalid input",
@@ -13,19 +13,13 @@ DESCRIPTIONS = {
     404: "workspace, user, file or session not found",
     409: "a concurrent change: nothing was written",
     413: "body too large",
+    412: "the precondition (rev, md5, If-Match) does not hold: nothing was written",
     422: "the body fails validation",
     429: "rate limited",
     502: "the configured LLM or git remote failed",
     503: "storage unavailable",
 }
 COMMON = (400, 401, 403, 404, 413, 422, 429, 503)
-
-
-class ErrorBody(BaseModel):
-    detail: str
-    error_code: str
-    context: dict[str, Any] | None = None
-    hint: str | None = None
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
