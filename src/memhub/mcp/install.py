@@ -24,15 +24,13 @@ of holding the key.
 
 from __future__ import annotations
 
-import json
 import os
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from memhub.core.durable import write_durably
+from memhub.core.jsonfile import read_json_object, write_json_object
 from memhub.errors import BadRequest
 
 App = Literal["claude", "cursor", "claude-desktop"]
@@ -99,20 +97,6 @@ def entry(app: App, target: Target, scope: Scope) -> dict[str, Any]:
     return {"type": "http", **http} if app == "claude" else http
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except ValueError as exc:
-        raise BadRequest(
-            f"{path} is not valid JSON; not touching it", hint="fix or move it, then try again"
-        ) from exc
-    if not isinstance(data, dict):
-        raise BadRequest(f"{path} does not hold a JSON object; not touching it")
-    return data
-
-
 def _servers(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     servers = config.setdefault("mcpServers", {})
     if not isinstance(servers, dict):
@@ -130,13 +114,13 @@ def install(
 ) -> tuple[Path, bool]:
     """Set the ``name`` entry; returns (the file, whether it changed)."""
     path = config_path(app, scope, project)
-    config = read_config(path)
+    config = read_json_object(path)
     servers = _servers(path, config)
     wanted = entry(app, target, scope)
     if servers.get(name) == wanted:
         return path, False
     servers[name] = wanted
-    write_config(path, config, private=target.url is not None and scope == "user")
+    write_json_object(path, config, private=target.url is not None and scope == "user")
     return path, True
 
 
@@ -144,26 +128,10 @@ def uninstall(
     app: App, *, scope: Scope = "user", project: Path | None = None, name: str = DEFAULT_NAME
 ) -> tuple[Path, bool]:
     path = config_path(app, scope, project)
-    config = read_config(path)
+    config = read_json_object(path)
     servers = config.get("mcpServers")
     if not isinstance(servers, dict) or name not in servers:
         return path, False
     del servers[name]
-    write_config(path, config)
+    write_json_object(path, config)
     return path, True
-
-
-def write_config(path: Path, config: dict[str, Any], *, private: bool = False) -> None:
-    """Durably, with a one-time backup, keeping the file's permissions (a new file that
-    holds a key is readable by its owner only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode: int | None = 0o600 if private else None
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        backup = path.with_name(path.name + ".memhub-backup")
-        if not backup.exists():
-            write_durably(backup, path.read_bytes())
-            os.chmod(backup, mode)
-    write_durably(path, (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode())
-    if mode is not None:
-        os.chmod(path, mode)

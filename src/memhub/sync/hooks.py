@@ -15,7 +15,6 @@ the session.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memhub.core.durable import write_durably
+from memhub.core.jsonfile import read_json_object, write_json_object
 from memhub.errors import BadRequest
 
 MARKER = "-m memhub hook "
@@ -40,20 +40,6 @@ def hook_command(event: str, env: dict[str, str] | None = None) -> str:
     return f"{prefix}{shlex.quote(sys.executable)} {MARKER}{EVENTS[event]}"
 
 
-def _read_settings(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except ValueError as exc:
-        raise BadRequest(
-            f"{path} is not valid JSON; not touching it", hint="fix or move it, then try again"
-        ) from exc
-    if not isinstance(data, dict):
-        raise BadRequest(f"{path} does not hold a JSON object; not touching it")
-    return data
-
-
 def _is_ours(entry: Any) -> bool:
     hooks = entry.get("hooks", []) if isinstance(entry, dict) else []
     return any(MARKER in str(h.get("command", "")) for h in hooks if isinstance(h, dict))
@@ -61,7 +47,7 @@ def _is_ours(entry: Any) -> bool:
 
 def install(path: Path, env: dict[str, str] | None = None) -> tuple[Path, bool]:
     """Add the hooks; returns (settings file, whether anything changed)."""
-    settings = _read_settings(path)
+    settings = read_json_object(path)
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise BadRequest(f"'hooks' in {path} is not an object; not touching it")
@@ -81,12 +67,12 @@ def install(path: Path, env: dict[str, str] | None = None) -> tuple[Path, bool]:
         hooks[event] = [e for e in entries if not _is_ours(e)] + [wanted]
         changed = True
     if changed:
-        _write(path, settings)
+        write_json_object(path, settings)
     return path, changed
 
 
 def uninstall(path: Path) -> tuple[Path, bool]:
-    settings = _read_settings(path)
+    settings = read_json_object(path)
     hooks = settings.get("hooks")
     if not isinstance(hooks, dict):
         return path, False
@@ -103,13 +89,13 @@ def uninstall(path: Path) -> tuple[Path, bool]:
     if not hooks:
         settings.pop("hooks", None)
     if changed:
-        _write(path, settings)
+        write_json_object(path, settings)
     return path, changed
 
 
 def installed(path: Path) -> bool:
     try:
-        hooks = _read_settings(path).get("hooks", {})
+        hooks = read_json_object(path).get("hooks", {})
     except BadRequest:
         return False
     return isinstance(hooks, dict) and all(
@@ -123,7 +109,7 @@ FOREIGN_HOOKS = ("claude-mem-hook-pull", "claude-mem-hook-push")  # membridge's
 def foreign_hooks(path: Path) -> list[str]:
     """Other tools' hook commands that sync databases too (two syncers of one DB fight)."""
     try:
-        hooks = _read_settings(path).get("hooks", {})
+        hooks = read_json_object(path).get("hooks", {})
     except BadRequest:
         return []
     found: list[str] = []
@@ -133,15 +119,6 @@ def foreign_hooks(path: Path) -> list[str]:
                 command = str(hook.get("command", "")) if isinstance(hook, dict) else ""
                 found += [name for name in FOREIGN_HOOKS if name in command]
     return sorted(set(found))
-
-
-def _write(path: Path, settings: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        backup = path.with_name(path.name + ".memhub-backup")
-        if not backup.exists():
-            write_durably(backup, path.read_bytes())
-    write_durably(path, (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode())
 
 
 # -- what the hooks do -------------------------------------------------------------------

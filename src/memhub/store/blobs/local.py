@@ -16,45 +16,14 @@ import contextlib
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from memhub.core.durable import TMP_PREFIX, fsync_dir, write_durably
 from memhub.errors import StorageUnavailable
 from memhub.store.blobs.base import READ_PIECE, BlobInfo, BlobNotFound
 from memhub.store.blobs.inline import DEFAULT_INLINE_MAX, INLINE_DIR, InlineBlobs
-
-TMP_PREFIX = ".tmp-"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically and durably."""
-    tmp = target.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(target.parent)
 
 
 class LocalBlobStore:
