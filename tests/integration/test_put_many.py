@@ -9,7 +9,13 @@ from collections.abc import Callable
 
 import pytest
 
-from memhub.errors import BadRequest, FileNotFound, PreconditionFailed, SessionConflict
+from memhub.errors import (
+    BadRequest,
+    FileNotFound,
+    PathConflict,
+    PreconditionFailed,
+    SessionConflict,
+)
 from memhub.memory.sessions import Sessions
 from memhub.store import Precondition, Store
 
@@ -94,3 +100,22 @@ def test_concurrent_session_commits_one_wins(
     assert sorted(outcomes) == ["conflict"] * 5 + ["ok"]
     user = node_a.read_bytes(ws, f"{ws}.md")[1].decode()
     assert user.count("/START\n### 2024-04-01 — session") == 1
+
+
+def test_a_name_that_differs_only_in_case_fails_the_whole_commit(
+    store: Store, workspace: str
+) -> None:
+    store.put(workspace, "notes/Plan.md", b"live")
+    head = store.head_rev(workspace)
+    with pytest.raises(PathConflict):
+        store.put_many(
+            workspace, [("a.md", b"a", Precondition()), ("notes/plan.md", b"x", Precondition())]
+        )
+    with pytest.raises(PathConflict):  # two new names of one batch clash with each other
+        store.put_many(workspace, [("B.md", b"1", Precondition()), ("b.md", b"2", Precondition())])
+    assert store.head_rev(workspace) == head
+    # the live file itself may be replaced, and a deleted one's other case is free
+    store.put_many(workspace, [("notes/Plan.md", b"new", Precondition(exists=True))])
+    store.put_many(workspace, [("notes/Plan.md", None, Precondition())])
+    [moved] = store.put_many(workspace, [("notes/plan.md", b"lower", Precondition())])
+    assert moved.created

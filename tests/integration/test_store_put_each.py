@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from memhub.errors import PreconditionFailed
+from memhub.errors import FileNotFound, PathConflict, PreconditionFailed
 from memhub.store import Precondition, Store, WriteResult
 
 StoreFactory = Callable[..., Store]
@@ -72,3 +72,30 @@ def test_put_each_shares_contents_within_and_across_batches(
         assert store.read_bytes(ws, path)[1] == data
     assert len(store.list_files(ws)) == 4
     assert store.put_each(ws, []) == []
+
+
+def test_put_each_refuses_a_case_clash_or_a_delete_of_nothing_for_that_entry_only(
+    make_memory_store: StoreFactory, new_name: Callable[..., str]
+) -> None:
+    store: Store = make_memory_store()
+    ws = str(store.create_workspace(new_name())["name"])
+    store.put(ws, "Plan.md", b"live")
+    store.put(ws, "old.md", b"to delete")
+    head = store.head_rev(ws)
+    results = store.put_each(
+        ws,
+        [
+            ("plan.md", b"clash", Precondition()),
+            ("old.md", None, Precondition(exists=True)),
+            ("never.md", None, Precondition()),
+            ("X.md", b"first", Precondition()),
+            ("x.md", b"its twin", Precondition()),
+        ],
+    )
+    assert isinstance(results[0], PathConflict)
+    assert isinstance(results[1], WriteResult) and results[1].revision.deleted
+    assert isinstance(results[2], FileNotFound)
+    assert isinstance(results[3], WriteResult)
+    assert isinstance(results[4], PathConflict)
+    assert store.head_rev(ws) == head + 2
+    assert [f.path for f in store.list_files(ws)] == ["Plan.md", "X.md"]

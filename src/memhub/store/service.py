@@ -30,9 +30,9 @@ from memhub.errors import (
     ChunksMissing,
     FileNotFound,
     InvalidChecksum,
+    MemhubError,
     PathConflict,
     PayloadTooLarge,
-    PreconditionFailed,
     RevisionNotFound,
     StorageCorrupt,
     WorkspaceExists,
@@ -253,49 +253,115 @@ class Store:
     def put_each(
         self,
         workspace: str,
-        writes: list[tuple[str, bytes, Precondition]],
+        writes: Sequence[tuple[str, bytes | None, Precondition]],
         *,
         content_type: str | None = None,
         author: str | None = None,
+        session_id: str | None = None,
         message: str | None = None,
-    ) -> list[WriteResult | PreconditionFailed]:
-        """Small writes in one metadata transaction (their blobs written in parallel, each
-        durable first): each write gets its own rev, in order, or its PreconditionFailed
-        (nothing written for it). Paths must be distinct. Used for batches of memory
-        items; a handful of set-based statements whatever the batch size."""
+    ) -> list[WriteResult | MemhubError]:
+        """Several small writes in one metadata transaction, each on its own: every write
+        gets its rev, in order, or the error that refused it (nothing written for it).
+        Used for batches of memory items. See :meth:`_put_batch`."""
+        return self._put_batch(
+            workspace, writes, all_or_nothing=False, content_type=content_type,
+            author=author, session_id=session_id, message=message, created_at=None,
+        )  # fmt: skip
+
+    def put_many(
+        self,
+        workspace: str,
+        writes: Sequence[tuple[str, bytes | None, Precondition]],
+        *,
+        content_type: str | None = None,
+        author: str | None = None,
+        session_id: str | None = None,
+        message: str | None = None,
+        created_at: float | None = None,
+    ) -> list[WriteResult]:
+        """Several files in one transaction, all or nothing: every precondition holds and
+        every write becomes a revision, or nothing is written (the first refusal is
+        raised). Used by session commits and the git import; ``created_at`` keeps an
+        imported history's own times. See :meth:`_put_batch`."""
+        results = self._put_batch(
+            workspace, writes, all_or_nothing=True, content_type=content_type,
+            author=author, session_id=session_id, message=message, created_at=created_at,
+        )  # fmt: skip
+        return [r for r in results if isinstance(r, WriteResult)]
+
+    def _put_batch(
+        self,
+        workspace: str,
+        writes: Sequence[tuple[str, bytes | None, Precondition]],
+        *,
+        all_or_nothing: bool,
+        content_type: str | None,
+        author: str | None,
+        session_id: str | None,
+        message: str | None,
+        created_at: float | None,
+    ) -> list[WriteResult | MemhubError]:
+        """``(path, bytes or None to delete, precondition)`` for distinct paths. The bytes
+        are made durable first (in parallel); then one transaction checks every write
+        against the heads (precondition, a delete of nothing, a name that differs only in
+        case from a live one) and records the accepted ones with consecutive revs, with a
+        handful of set-based statements whatever the batch size."""
         ws_id = self.workspace_id(workspace)
         paths = [normalize_path(path) for path, _, _ in writes]
         if len(set(paths)) != len(paths):
-            raise BadRequest("put_each: the paths of one batch must be distinct")
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            made = list(pool.map(lambda w: self._write_chunks(w[1], None), writes))
-        out: list[WriteResult | PreconditionFailed | None] = [None] * len(writes)
-        now = self.clock()
+            raise BadRequest("a path may appear only once in a batch of writes")
+        content_type = validate_content_type(content_type)
+        data = [d for _, d, _ in writes if d is not None]
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(data)))) as pool:
+            made = iter(list(pool.map(lambda d: self._write_chunks(d, None), data)))
+        contents = [None if d is None else next(made) for _, d, _ in writes]
+        out: list[WriteResult | MemhubError | None] = [None] * len(writes)
+        now = self.clock() if created_at is None else created_at
         with self.meta.write() as conn:
             # lock the workspace row first (PostgreSQL), as every writer does
             conn.execute(_BUMP_BY, {"ws": ws_id, "n": 0})
             heads = self._heads(conn, workspace, ws_id, paths)
-            accepted: list[tuple[int, str, _Content]] = []
+            created: dict[str, str] = {}  # casefolded → path, of the paths this batch brings
+            accepted: list[tuple[int, str, _Content | None]] = []
             for n, (path, content, (_, _, precondition)) in enumerate(
-                zip(paths, made, writes, strict=True)
+                zip(paths, contents, writes, strict=True)
             ):
+                head = heads.get(path)
                 try:
-                    precondition.check(path, heads.get(path))
-                except PreconditionFailed as exc:
+                    precondition.check(path, head)
+                    if content is None and (head is None or head.deleted):
+                        raise FileNotFound(f"File not found: {path}", context={"path": path})
+                    if content is not None and (head is None or head.deleted):
+                        self._check_case_clash(conn, ws_id, path)
+                        twin = created.setdefault(path.casefold(), path)
+                        if twin != path:
+                            raise _case_clash(path, twin)
+                except MemhubError as exc:
+                    if all_or_nothing:
+                        raise
                     out[n] = exc
                     continue
                 accepted.append((n, path, content))
             if accepted:
                 top = conn.execute(_BUMP_BY, {"ws": ws_id, "n": len(accepted)}).scalar_one()
-                self._record_contents(conn, ws_id, [c for _, _, c in accepted], now)
+                self._record_contents(
+                    conn, ws_id, [c for _, _, c in accepted if c is not None], now
+                )
                 rows = []
-                for offset, (n, path, content) in enumerate(accepted):
-                    revision = Revision(
-                        workspace, top - len(accepted) + 1 + offset, path, content.sha256,
-                        content.md5, content.size, content_type or DEFAULT_CONTENT_TYPE, now,
-                        author, None, message, False,
-                    )  # fmt: skip
+                for rev, (n, path, content) in enumerate(accepted, top - len(accepted) + 1):
                     head = heads.get(path)
+                    fields: dict[str, Any] = {"rev": rev, "created_at": now, "author": author}
+                    fields |= {"session_id": session_id, "message": message}
+                    if content is None:
+                        assert head is not None
+                        revision = replace(head, size=0, deleted=True, **fields)
+                    else:
+                        revision = Revision(
+                            workspace=workspace, path=path, sha256=content.sha256,
+                            md5=content.md5, size=content.size,
+                            content_type=content_type or DEFAULT_CONTENT_TYPE,
+                            deleted=False, **fields,
+                        )  # fmt: skip
                     out[n] = WriteResult(revision, created=head is None or head.deleted)
                     values = {**revision.to_dict(), "workspace_id": ws_id}
                     del values["workspace"]
@@ -303,9 +369,9 @@ class Store:
                 conn.execute(_INSERT_REVISION, rows)
                 conn.execute(self.meta.upsert(files, ("workspace_id", "path")), rows)
         done = [r for r in out if r is not None]
-        for result in done:
-            if isinstance(result, WriteResult):
-                self._notify(workspace, result.revision.rev)
+        written = [r.revision.rev for r in done if isinstance(r, WriteResult)]
+        if written:
+            self._notify(workspace, written[-1])
         return done
 
     def _heads(
@@ -577,63 +643,6 @@ class Store:
         self._notify(workspace, rev)
         return WriteResult(revision, created=current is None or current.deleted)
 
-    def put_many(
-        self,
-        workspace: str,
-        writes: Sequence[tuple[str, bytes | None, Precondition]],
-        *,
-        content_type: str | None = None,
-        author: str | None = None,
-        session_id: str | None = None,
-        message: str | None = None,
-        created_at: float | None = None,
-    ) -> list[WriteResult]:
-        """Several files in one transaction: ``(path, bytes or None to delete, precondition)``.
-        Every precondition holds and every write becomes a revision, or nothing is
-        written (the first failed precondition is raised). Bytes are made durable first.
-        ``created_at`` keeps an imported history's own times (the git bridge)."""
-        ws_id = self.workspace_id(workspace)
-        planned = [
-            (normalize_path(p), None if d is None else self._write_chunks(d, None), c)
-            for p, d, c in writes
-        ]
-        if len({p for p, _, _ in planned}) != len(planned):
-            raise BadRequest("a path may appear only once in a multi-file commit")
-        now = self.clock() if created_at is None else created_at
-        results: list[WriteResult] = []
-        with self.meta.write() as conn:
-            for path, content, precondition in planned:
-                rev = conn.execute(_BUMP_REV, {"ws": ws_id}).scalar_one()
-                current = self._current(conn, workspace, ws_id, path)
-                precondition.check(path, current)
-                fields: dict[str, Any] = {"rev": rev, "created_at": now, "author": author}
-                fields |= {"session_id": session_id, "message": message}
-                if content is None:
-                    if current is None or current.deleted:
-                        raise FileNotFound(f"File not found: {path}", context={"path": path})
-                    revision = replace(current, size=0, deleted=True, **fields)
-                else:
-                    self._record_content(conn, ws_id, content, now, True)
-                    revision = Revision(
-                        workspace=workspace,
-                        path=path,
-                        sha256=content.sha256,
-                        md5=content.md5,
-                        size=content.size,
-                        content_type=content_type or DEFAULT_CONTENT_TYPE,
-                        deleted=False,
-                        **fields,
-                    )
-                values = revision.to_dict()
-                del values["workspace"]
-                values["workspace_id"] = ws_id
-                conn.execute(_INSERT_REVISION, values)
-                conn.execute(self.meta.upsert(files, ("workspace_id", "path")), values)
-                results.append(WriteResult(revision, current is None or current.deleted))
-        if results:
-            self._notify(workspace, results[-1].revision.rev)
-        return results
-
     def _record_content(
         self, conn: Connection, ws_id: int, content: _Content, now: float, new_chunks: bool
     ) -> None:
@@ -687,12 +696,7 @@ class Store:
         ).scalars()
         for other in rows:
             if other.casefold() == path.casefold():
-                raise PathConflict(
-                    f"{path!r} differs only in case from the live file {other!r}; "
-                    "macOS and Windows cannot hold both",
-                    context={"path": path, "existing": other},
-                    hint="write to the existing name, or delete it first",
-                )
+                raise _case_clash(path, other)
 
     @staticmethod
     def _current(conn: Connection, workspace: str, ws_id: int, path: str) -> Revision | None:
@@ -1014,6 +1018,15 @@ class _RepeatCache:
         if sha256 in self._repeats and len(data) <= self._room:
             self._kept[sha256] = data
             self._room -= len(data)
+
+
+def _case_clash(path: str, existing: str) -> PathConflict:
+    return PathConflict(
+        f"{path!r} differs only in case from the live file {existing!r}; "
+        "macOS and Windows cannot hold both",
+        context={"path": path, "existing": existing},
+        hint="write to the existing name, or delete it first",
+    )
 
 
 def _page(limit: int) -> int:
