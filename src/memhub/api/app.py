@@ -50,6 +50,7 @@ from memhub.auth.tokens import TokenCodec
 from memhub.config import Settings
 from memhub.errors import Forbidden
 from memhub.mcp.http import mount_mcp
+from memhub.memory.blocks import offload
 from memhub.memory.embeddings import from_settings as embeddings_from
 from memhub.memory.items import Items
 from memhub.memory.llm_extractor import item_extractor
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         items.close()
         app.state.sessions.close()
         mem.close()
+        offload.shutdown()
         if owns_store:
             store.close()
 

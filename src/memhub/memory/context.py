@@ -38,7 +38,8 @@ from memhub.errors import (
     RevisionNotFound,
     StorageCorrupt,
 )
-from memhub.memory.blocks import Block, classify, split_file
+from memhub.memory.blocks import Block, classify
+from memhub.memory.blocks.offload import split_file_offloaded
 from memhub.memory.index import Hit, SearchFilters, SearchIndex, decode_text
 from memhub.store import Store
 
@@ -234,7 +235,7 @@ class ContextAssembler:
         text = decode_text(data, revision.content_type)
         if text is None:
             return None
-        return revision.rev, text, split_file(path, text, workspace=workspace)
+        return revision.rev, text, split_file_offloaded(path, text, workspace=workspace)[0]
 
     def _add_user_entity(self, ctx: Context, workspace: str) -> None:
         for path in (f"{workspace}.md", f"memories/people/{workspace}.md"):

@@ -31,7 +31,8 @@ import tantivy
 
 from memhub.errors import FileNotFound, MemhubError, RevisionNotFound, StorageUnavailable
 from memhub.memory.analyzer import analyze, detect_language, tokens
-from memhub.memory.blocks import Block, classify, split_file_checked
+from memhub.memory.blocks import Block, classify
+from memhub.memory.blocks.offload import split_file_offloaded
 from memhub.store import Revision, Store
 
 log = logging.getLogger("memhub.index")
@@ -385,7 +386,7 @@ class WorkspaceIndex:
             text = decode_text(data, found.content_type)
             if text is None:
                 continue
-            blocks, error = split_file_checked(found.path, text, workspace=self.workspace)
+            blocks, error = split_file_offloaded(found.path, text, workspace=self.workspace)
             if error is not None:
                 self._problem(revision, "parse", "PARSED_AS_TEXT", error)
             for doc in block_documents(blocks, found, self.ranking.neighbours):
