@@ -8,17 +8,22 @@ current head, and records the content, the revision and the new head. So a
 metadata row never points at bytes that are not durable, a failed
 precondition writes nothing, and revs commit in order: a reader of the change
 log that has seen rev N has seen every rev below it.
+
+The byte side (chunks, contents, verified reads) is :mod:`memhub.store.contents`,
+leases are :mod:`memhub.store.leases`; this module keeps the write protocol and
+the queries of revisions together (about 700 lines): every write path shares the
+rev bump, the precondition check and the head upsert, and reading them side by
+side is how one checks that they agree.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import IO, Any
+from dataclasses import dataclass, replace
+from typing import IO, Any, Literal
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
@@ -26,19 +31,15 @@ from memhub.core.paths import normalize_path, normalize_prefix, validate_name
 from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
     BadRequest,
-    BlobMissing,
-    ChunksMissing,
     FileNotFound,
-    InvalidChecksum,
     MemhubError,
     PathConflict,
-    PayloadTooLarge,
     RevisionNotFound,
-    StorageCorrupt,
     WorkspaceExists,
     WorkspaceNotFound,
 )
-from memhub.store.blobs import BlobNotFound, BlobStore, chunk_key
+from memhub.store.blobs import BlobStore
+from memhub.store.contents import Chunks, Content
 from memhub.store.leases import LeaseManager
 from memhub.store.mediatype import validate_content_type
 from memhub.store.metadata import Metadata
@@ -53,9 +54,8 @@ from memhub.store.model import (
     Revision,
     WriteResult,
 )
-from memhub.store.schema import chunks, content_chunks, contents, files, revisions, workspaces
+from memhub.store.schema import files, revisions, workspaces
 
-SHA256_HEX = frozenset("0123456789abcdef")
 MAX_PAGE = 10_000
 
 # The hot statements, built once: SQLAlchemy then reuses their compiled form.
@@ -77,20 +77,29 @@ _HEAD = select(files).where(
 _REVISION = select(revisions).where(
     revisions.c.workspace_id == bindparam("ws"), revisions.c.rev == bindparam("rev")
 )
-_CHUNKS_OF = (
-    select(content_chunks.c.chunk_sha256, content_chunks.c.size)
-    .where(
-        content_chunks.c.workspace_id == bindparam("ws"),
-        content_chunks.c.content_sha256 == bindparam("sha"),
-    )
-    .order_by(content_chunks.c.seq)
-)
 _INSERT_REVISION = insert(revisions)
-_INSERT_CONTENT_CHUNKS = insert(content_chunks)
 
 
-def _is_sha256(value: str) -> bool:
-    return len(value) == 64 and set(value) <= SHA256_HEX
+@dataclass(frozen=True, slots=True)
+class WriteMeta:
+    """What a revision records about its write besides the bytes."""
+
+    content_type: str | None = None
+    author: str | None = None
+    session_id: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One write: where, what (None: a tombstone) and on what condition."""
+
+    workspace: str
+    ws_id: int
+    path: str
+    content: Content | None
+    precondition: Precondition
+    fence: Fence | None = None
 
 
 def _row_to_revision(workspace: str, row: Row[Any]) -> Revision:
@@ -110,18 +119,6 @@ def _row_to_revision(workspace: str, row: Row[Any]) -> Revision:
     )
 
 
-class _Content:
-    """The identity of a content and the chunks it is made of."""
-
-    __slots__ = ("chunks", "md5", "sha256", "size")
-
-    def __init__(self, sha256: str, md5: str, size: int, chunk_refs: list[ChunkRef]) -> None:
-        self.sha256 = sha256
-        self.md5 = md5
-        self.size = size
-        self.chunks = chunk_refs
-
-
 class Store:
     def __init__(
         self,
@@ -134,13 +131,14 @@ class Store:
     ) -> None:
         self.meta = meta
         self.blobs = blobs
-        self.chunk_size = chunk_size
-        self.max_chunk_bytes = max(max_chunk_bytes, chunk_size)
+        self.chunks = Chunks(
+            meta, blobs, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, clock=clock
+        )
+        self.max_chunk_bytes = self.chunks.max_chunk_bytes
         self.clock = clock
         self._ws_ids: dict[str, int] = {}
         self.leases = LeaseManager(meta, self.workspace_id, clock)
         self._listeners: list[Callable[[str, int], None]] = []
-        self._corruption_listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()
 
     # -- workspaces --------------------------------------------------------------
@@ -235,19 +233,11 @@ class Store:
             # fail fast, before any bytes are written (checked again when committing)
             with self.meta.read() as conn:
                 precondition.check(path, self._current(conn, workspace, ws_id, path))
-        content = self._write_chunks(data, max_bytes)
+        content = self.chunks.write(data, max_bytes)
         return self._commit(
-            workspace,
-            ws_id,
-            path,
-            content,
-            precondition=precondition,
-            content_type=content_type,
-            author=author,
-            session_id=session_id,
-            message=message,
-            fence=fence,
-            new_chunks=True,
+            _Write(workspace, ws_id, path, content, precondition, fence),
+            WriteMeta(content_type, author, session_id, message),
+            chunks="written",
         )
 
     def put_each(
@@ -313,7 +303,7 @@ class Store:
         content_type = validate_content_type(content_type)
         data = [d for _, d, _ in writes if d is not None]
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(data)))) as pool:
-            made = iter(list(pool.map(lambda d: self._write_chunks(d, None), data)))
+            made = iter(list(pool.map(lambda d: self.chunks.write(d, None), data)))
         contents = [None if d is None else next(made) for _, d, _ in writes]
         out: list[WriteResult | MemhubError | None] = [None] * len(writes)
         now = self.clock() if created_at is None else created_at
@@ -322,7 +312,7 @@ class Store:
             conn.execute(_BUMP_BY, {"ws": ws_id, "n": 0})
             heads = self._heads(conn, workspace, ws_id, paths)
             created: dict[str, str] = {}  # casefolded → path, of the paths this batch brings
-            accepted: list[tuple[int, str, _Content | None]] = []
+            accepted: list[tuple[int, str, Content | None]] = []
             for n, (path, content, (_, _, precondition)) in enumerate(
                 zip(paths, contents, writes, strict=True)
             ):
@@ -344,9 +334,8 @@ class Store:
                 accepted.append((n, path, content))
             if accepted:
                 top = conn.execute(_BUMP_BY, {"ws": ws_id, "n": len(accepted)}).scalar_one()
-                self._record_contents(
-                    conn, ws_id, [c for _, _, c in accepted if c is not None], now
-                )
+                new = [c for _, _, c in accepted if c is not None]
+                self.chunks.record(conn, ws_id, new, now)
                 rows = []
                 for rev, (n, path, content) in enumerate(accepted, top - len(accepted) + 1):
                     head = heads.get(path)
@@ -387,70 +376,6 @@ class Store:
             heads.update((r.path, _row_to_revision(workspace, r)) for r in rows)
         return heads
 
-    def _record_contents(
-        self, conn: Connection, ws_id: int, made: list[_Content], now: float
-    ) -> None:
-        """:meth:`_record_content` for many contents (the workspace row is locked)."""
-        unique = {c.sha256: c for c in made}
-        known: set[str] = set()
-        shas = list(unique)
-        for start in range(0, len(shas), 500):
-            known.update(
-                conn.execute(
-                    select(contents.c.sha256).where(
-                        contents.c.workspace_id == ws_id,
-                        contents.c.sha256.in_(shas[start : start + 500]),
-                    )
-                ).scalars()
-            )
-        sizes = {ref.sha256: ref.size for c in unique.values() for ref in c.chunks}
-        if sizes:
-            conn.execute(
-                self.meta.insert_ignore(chunks),
-                [
-                    {"workspace_id": ws_id, "sha256": sha, "size": size, "created_at": now}
-                    for sha, size in sizes.items()
-                ],
-            )
-        fresh = [c for sha, c in unique.items() if sha not in known]
-        if not fresh:
-            return
-        conn.execute(
-            self.meta.insert_ignore(contents),
-            [
-                {"workspace_id": ws_id, "sha256": c.sha256, "md5": c.md5, "size": c.size,
-                 "chunk_count": len(c.chunks), "created_at": now}
-                for c in fresh
-            ],
-        )  # fmt: skip
-        links = [
-            {"workspace_id": ws_id, "content_sha256": c.sha256, "seq": seq,
-             "chunk_sha256": ref.sha256, "size": ref.size}
-            for c in fresh
-            for seq, ref in enumerate(c.chunks)
-        ]  # fmt: skip
-        if links:
-            conn.execute(_INSERT_CONTENT_CHUNKS, links)
-
-    def _write_chunks(self, data: bytes | IO[bytes], max_bytes: int | None) -> _Content:
-        whole_sha = hashlib.sha256()
-        whole_md5 = hashlib.md5()
-        refs: list[ChunkRef] = []
-        size = 0
-        for piece in _pieces(data, self.chunk_size):
-            size += len(piece)
-            if max_bytes is not None and size > max_bytes:
-                raise PayloadTooLarge(
-                    f"the body is larger than the limit of {max_bytes} bytes",
-                    context={"max_bytes": max_bytes},
-                )
-            whole_sha.update(piece)
-            whole_md5.update(piece)
-            chunk_sha = hashlib.sha256(piece).hexdigest()
-            self.blobs.put(chunk_key(chunk_sha), piece)
-            refs.append(ChunkRef(chunk_sha, len(piece)))
-        return _Content(whole_sha.hexdigest(), whole_md5.hexdigest(), size, refs)
-
     def delete(
         self,
         workspace: str,
@@ -466,17 +391,9 @@ class Store:
         path = normalize_path(path)
         ws_id = self.workspace_id(workspace)
         result = self._commit(
-            workspace,
-            ws_id,
-            path,
-            None,
-            precondition=precondition,
-            content_type=None,
-            author=author,
-            session_id=session_id,
-            message=message,
-            fence=fence,
-            new_chunks=False,
+            _Write(workspace, ws_id, path, None, precondition, fence),
+            WriteMeta(None, author, session_id, message),
+            chunks="reused",
         )
         return result.revision
 
@@ -498,20 +415,11 @@ class Store:
         if old.deleted:
             raise BadRequest(f"rev {rev} is a tombstone; restore a revision with content")
         ws_id = self.workspace_id(workspace)
-        content = _Content(old.sha256, old.md5, old.size, [])
+        content = Content(old.sha256, old.md5, old.size, [])
         return self._commit(
-            workspace,
-            ws_id,
-            path,
-            content,
-            precondition=precondition,
-            content_type=old.content_type,
-            author=author,
-            session_id=None,
-            message=message or f"restore of rev {rev}",
-            fence=None,
-            new_chunks=False,
-            reuse=True,
+            _Write(workspace, ws_id, path, content, precondition),
+            WriteMeta(old.content_type, author, None, message or f"restore of rev {rev}"),
+            chunks="reused",
         )
 
     def commit_manifest(
@@ -542,99 +450,45 @@ class Store:
         ws_id = self.workspace_id(workspace)
         if len(chunk_refs) > MAX_MANIFEST_CHUNKS:
             raise BadRequest(f"a manifest may list at most {MAX_MANIFEST_CHUNKS} chunks")
-        sha256 = sha256.lower()
-        if not _is_sha256(sha256):
-            raise BadRequest("sha256 must be 64 hex digits")
-        chunk_refs = [ChunkRef(c.sha256.lower(), c.size) for c in chunk_refs]
-        self._check_manifest(ws_id, chunk_refs, max_bytes)
-        whole_sha = hashlib.sha256()
-        whole_md5 = hashlib.md5()
-        size = 0
-        repeated = _RepeatCache(chunk_refs)
-        for ref in chunk_refs:
-            data = repeated.get(ref.sha256)
-            if data is None:
-                data = self._verified_chunk(ref)
-                repeated.keep(ref.sha256, data)
-            whole_sha.update(data)
-            whole_md5.update(data)
-            size += len(data)
-        if whole_sha.hexdigest() != sha256:
-            raise InvalidChecksum(
-                "the chunks do not add up to the declared sha256",
-                context={"declared": sha256, "actual": whole_sha.hexdigest()},
-            )
-        refs = [ChunkRef(r.sha256, r.size) for r in chunk_refs]
-        content = _Content(sha256, whole_md5.hexdigest(), size, refs)
+        content = self.chunks.assemble(ws_id, chunk_refs, sha256, max_bytes)
         return self._commit(
-            workspace,
-            ws_id,
-            path,
-            content,
-            precondition=precondition,
-            content_type=content_type,
-            author=author,
-            session_id=session_id,
-            message=message,
-            fence=fence,
-            new_chunks=False,
+            _Write(workspace, ws_id, path, content, precondition, fence),
+            WriteMeta(content_type, author, session_id, message),
+            chunks="uploaded",
         )
 
     def _commit(
-        self,
-        workspace: str,
-        ws_id: int,
-        path: str,
-        content: _Content | None,
-        *,
-        precondition: Precondition,
-        content_type: str | None,
-        author: str | None,
-        session_id: str | None,
-        message: str | None,
-        fence: Fence | None,
-        new_chunks: bool,
-        reuse: bool = False,
+        self, write: _Write, meta: WriteMeta, *, chunks: Literal["written", "uploaded", "reused"]
     ) -> WriteResult:
+        """One revision in one transaction. ``chunks`` says what the content's bytes are:
+        ``written`` by this request (content and chunks recorded), ``uploaded`` earlier
+        (the content recorded) or ``reused``: an existing content (a restore), or none
+        (a tombstone)."""
+        workspace, ws_id, path, content = write.workspace, write.ws_id, write.path, write.content
         now = self.clock()
+        fields: dict[str, Any] = {"created_at": now, "author": meta.author}
+        fields |= {"session_id": meta.session_id, "message": meta.message}
         with self.meta.write() as conn:
             rev = conn.execute(_BUMP_REV, {"ws": ws_id}).scalar_one()
             current = self._current(conn, workspace, ws_id, path)
-            precondition.check(path, current)
-            if fence is not None:
-                self.leases.check_fence(conn, ws_id, fence)
+            write.precondition.check(path, current)
+            if write.fence is not None:
+                self.leases.check_fence(conn, ws_id, write.fence)
             if content is None:
                 if current is None or current.deleted:
                     raise FileNotFound(f"File not found: {path}", context={"path": path})
-                revision = replace(
-                    current,
-                    rev=rev,
-                    size=0,
-                    created_at=now,
-                    author=author,
-                    session_id=session_id,
-                    message=message,
-                    deleted=True,
-                )
+                revision = replace(current, rev=rev, size=0, deleted=True, **fields)
             else:
                 if current is None or current.deleted:
                     self._check_case_clash(conn, ws_id, path)
-                if not reuse:
-                    self._record_content(conn, ws_id, content, now, new_chunks)
+                if chunks != "reused":
+                    self.chunks.record(conn, ws_id, [content], now, new_chunks=chunks == "written")
                 revision = Revision(
-                    workspace=workspace,
-                    rev=rev,
-                    path=path,
-                    sha256=content.sha256,
-                    md5=content.md5,
-                    size=content.size,
-                    content_type=content_type or DEFAULT_CONTENT_TYPE,
-                    created_at=now,
-                    author=author,
-                    session_id=session_id,
-                    message=message,
-                    deleted=False,
-                )
+                    workspace=workspace, rev=rev, path=path, sha256=content.sha256,
+                    md5=content.md5, size=content.size,
+                    content_type=meta.content_type or DEFAULT_CONTENT_TYPE,
+                    deleted=False, **fields,
+                )  # fmt: skip
             values = revision.to_dict()
             del values["workspace"]
             values["workspace_id"] = ws_id
@@ -642,44 +496,6 @@ class Store:
             conn.execute(self.meta.upsert(files, ("workspace_id", "path")), values)
         self._notify(workspace, rev)
         return WriteResult(revision, created=current is None or current.deleted)
-
-    def _record_content(
-        self, conn: Connection, ws_id: int, content: _Content, now: float, new_chunks: bool
-    ) -> None:
-        if new_chunks and content.chunks:
-            unique = {c.sha256: c.size for c in content.chunks}
-            conn.execute(
-                self.meta.insert_ignore(chunks),
-                [
-                    {"workspace_id": ws_id, "sha256": sha, "size": size, "created_at": now}
-                    for sha, size in unique.items()
-                ],
-            )
-        inserted = conn.execute(
-            self.meta.insert_ignore(contents),
-            {
-                "workspace_id": ws_id,
-                "sha256": content.sha256,
-                "md5": content.md5,
-                "size": content.size,
-                "chunk_count": len(content.chunks),
-                "created_at": now,
-            },
-        ).rowcount
-        if inserted and content.chunks:
-            conn.execute(
-                _INSERT_CONTENT_CHUNKS,
-                [
-                    {
-                        "workspace_id": ws_id,
-                        "content_sha256": content.sha256,
-                        "seq": seq,
-                        "chunk_sha256": ref.sha256,
-                        "size": ref.size,
-                    }
-                    for seq, ref in enumerate(content.chunks)
-                ],
-            )
 
     @staticmethod
     def _check_case_clash(conn: Connection, ws_id: int, path: str) -> None:
@@ -708,110 +524,13 @@ class Store:
     def missing_chunks(
         self, workspace: str, shas: Iterable[str], *, touch: bool = True
     ) -> list[str]:
-        """The hashes in ``shas`` this workspace has not uploaded, in the order given.
-
-        Present chunks are touched, so ``memhub gc`` leaves them alone for its
-        grace period while the client commits a manifest that uses them.
-        """
-        wanted = list(dict.fromkeys(s.lower() for s in shas))
-        bad = [s for s in wanted if not _is_sha256(s)]
-        if bad:
-            raise BadRequest("chunk hashes must be 64 hex digits", context={"invalid": bad[:10]})
-        ws_id = self.workspace_id(workspace)
-        present: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start : start + 500]
-            with self.meta.read() as conn:
-                present.update(
-                    conn.execute(
-                        select(chunks.c.sha256).where(
-                            chunks.c.workspace_id == ws_id, chunks.c.sha256.in_(batch)
-                        )
-                    ).scalars()
-                )
-            if touch and present:
-                with self.meta.write() as conn:
-                    conn.execute(
-                        update(chunks)
-                        .where(
-                            chunks.c.workspace_id == ws_id,
-                            chunks.c.sha256.in_([s for s in batch if s in present]),
-                        )
-                        .values(created_at=self.clock())
-                    )
-        return [s for s in wanted if s not in present]
+        """The hashes in ``shas`` this workspace has not uploaded, in the order given;
+        present ones are touched, so ``memhub gc`` spares them for its grace period."""
+        return self.chunks.missing(self.workspace_id(workspace), shas, touch=touch)
 
     def put_chunk(self, workspace: str, sha256: str, data: bytes) -> bool:
         """Store one chunk after checking its hash; True when it was new to the workspace."""
-        sha256 = sha256.lower()
-        if not _is_sha256(sha256):
-            raise BadRequest("a chunk is addressed by 64 hex digits of its sha256")
-        if len(data) > self.max_chunk_bytes:
-            raise PayloadTooLarge(
-                f"a chunk may be at most {self.max_chunk_bytes} bytes",
-                context={"max_bytes": self.max_chunk_bytes},
-            )
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise InvalidChecksum(
-                "the chunk's bytes do not hash to its address",
-                context={"declared": sha256, "actual": actual},
-            )
-        ws_id = self.workspace_id(workspace)
-        self.blobs.put(chunk_key(sha256), data)
-        with self.meta.write() as conn:
-            inserted = conn.execute(
-                self.meta.insert_ignore(chunks),
-                {
-                    "workspace_id": ws_id,
-                    "sha256": sha256,
-                    "size": len(data),
-                    "created_at": self.clock(),
-                },
-            ).rowcount
-        return bool(inserted)
-
-    def _check_manifest(self, ws_id: int, refs: list[ChunkRef], max_bytes: int | None) -> None:
-        """Refuse a manifest from the metadata alone: too many bytes, chunks never
-        uploaded by this workspace, or sizes other than the uploaded ones."""
-        declared = sum(ref.size for ref in refs)
-        if max_bytes is not None and declared > max_bytes:
-            raise PayloadTooLarge(
-                f"the manifest names {declared} bytes, more than the limit of {max_bytes}",
-                context={"declared": declared, "max_bytes": max_bytes},
-            )
-        wanted = list(dict.fromkeys(ref.sha256 for ref in refs))
-        bad = [s for s in wanted if not _is_sha256(s)]
-        if bad:
-            raise BadRequest("chunk hashes must be 64 hex digits", context={"invalid": bad[:10]})
-        sizes: dict[str, int] = {}
-        with self.meta.read() as conn:
-            for start in range(0, len(wanted), 500):
-                rows = conn.execute(
-                    select(chunks.c.sha256, chunks.c.size).where(
-                        chunks.c.workspace_id == ws_id,
-                        chunks.c.sha256.in_(wanted[start : start + 500]),
-                    )
-                ).all()
-                sizes.update((row[0], int(row[1])) for row in rows)
-        missing = [s for s in wanted if s not in sizes]
-        if missing:
-            raise ChunksMissing(
-                f"{len(missing)} chunks of the manifest were never uploaded",
-                context={"missing": missing[:100]},
-                hint="upload them with PUT …/chunks/{sha256}, then commit again",
-            )
-        for ref in refs:
-            if sizes[ref.sha256] != ref.size:
-                raise InvalidChecksum(
-                    f"chunk {ref.sha256} is {sizes[ref.sha256]} bytes, the manifest says "
-                    f"{ref.size}",
-                    context={
-                        "chunk": ref.sha256,
-                        "declared": ref.size,
-                        "actual": sizes[ref.sha256],
-                    },
-                )
+        return self.chunks.put(self.workspace_id(workspace), sha256, data)
 
     # -- reading -------------------------------------------------------------------
 
@@ -843,50 +562,20 @@ class Store:
                     raise FileNotFound(
                         f"rev {rev} of {path} is a tombstone", context={"path": path}
                     )
-            refs = self._chunks_of(conn, ws_id, found.sha256)
+            refs = self.chunks.refs_of(conn, ws_id, found.sha256)
         return found, refs
 
-    @staticmethod
-    def _chunks_of(conn: Connection, ws_id: int, sha256: str) -> list[ChunkRef]:
-        rows = conn.execute(_CHUNKS_OF, {"ws": ws_id, "sha": sha256}).all()
-        return [ChunkRef(r[0], r[1]) for r in rows]
-
     def iter_content(self, refs: list[ChunkRef]) -> Iterator[bytes]:
-        """The content, one verified chunk at a time (a chunk is at most
-        ``max_chunk_bytes``): no byte leaves before its chunk passed its sha256."""
-        for ref in refs:
-            yield self._verified_chunk(ref)
+        """The content, one verified chunk at a time: no byte leaves before its chunk
+        passed its sha256."""
+        return self.chunks.iter_content(refs)
 
     def read_content(self, refs: list[ChunkRef]) -> bytes:
-        return b"".join(self._verified_chunk(ref) for ref in refs)
-
-    def _verified_chunk(self, ref: ChunkRef) -> bytes:
-        try:
-            data = self.blobs.get(chunk_key(ref.sha256))
-        except BlobNotFound:
-            raise BlobMissing(
-                f"chunk {ref.sha256} is missing from the blob store",
-                hint="the store is damaged: run `memhub fsck`",
-            ) from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != ref.sha256 or len(data) != ref.size:
-            self._report_corrupt(ref.sha256)
-            raise StorageCorrupt(
-                f"chunk {ref.sha256} failed its sha256 check on read",
-                context={"chunk": ref.sha256, "actual": actual, "size": len(data)},
-                hint="the stored bytes rotted: run `memhub fsck` and restore the chunk "
-                "from a backup or another revision",
-            )
-        return data
+        return self.chunks.read_content(refs)
 
     def add_corruption_listener(self, callback: Callable[[str], None]) -> None:
         """``callback(chunk_sha256)`` runs whenever a chunk fails its hash on read."""
-        with self._listeners_lock:
-            self._corruption_listeners.append(callback)
-
-    def _report_corrupt(self, sha256: str) -> None:
-        for callback in list(self._corruption_listeners):
-            callback(sha256)
+        self.chunks.add_corruption_listener(callback)
 
     def read_bytes(
         self, workspace: str, path: str, rev: int | None = None
@@ -997,29 +686,6 @@ class Store:
         self.blobs.close()
 
 
-class _RepeatCache:
-    """The bytes of chunks a manifest names more than once, kept (up to a budget)
-    so that each is read and verified once."""
-
-    BUDGET = 64 * 1024 * 1024
-
-    def __init__(self, refs: list[ChunkRef]) -> None:
-        counts: dict[str, int] = {}
-        for ref in refs:
-            counts[ref.sha256] = counts.get(ref.sha256, 0) + 1
-        self._repeats = {sha for sha, n in counts.items() if n > 1}
-        self._kept: dict[str, bytes] = {}
-        self._room = self.BUDGET
-
-    def get(self, sha256: str) -> bytes | None:
-        return self._kept.get(sha256)
-
-    def keep(self, sha256: str, data: bytes) -> None:
-        if sha256 in self._repeats and len(data) <= self._room:
-            self._kept[sha256] = data
-            self._room -= len(data)
-
-
 def _case_clash(path: str, existing: str) -> PathConflict:
     return PathConflict(
         f"{path!r} differs only in case from the live file {existing!r}; "
@@ -1033,26 +699,6 @@ def _page(limit: int) -> int:
     if limit < 1:
         raise BadRequest("limit must be at least 1")
     return min(limit, MAX_PAGE)
-
-
-def _pieces(data: bytes | IO[bytes], size: int) -> Iterator[bytes]:
-    """Cut ``data`` into pieces of exactly ``size`` bytes (the last may be shorter)."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        view = bytes(data)
-        for start in range(0, len(view), size):
-            yield view[start : start + size]
-        return
-    while True:
-        buf = bytearray()
-        while len(buf) < size:
-            piece = data.read(size - len(buf))
-            if not piece:
-                break
-            buf += piece
-        if buf:
-            yield bytes(buf)
-        if len(buf) < size:
-            return
 
 
 __all__ = ["EMPTY_MD5", "EMPTY_SHA256", "Store"]
