@@ -148,8 +148,10 @@ class Hub:
     async def restore(self, path: str, rev: int) -> dict[str, Any]:
         return dict(await self.json("POST", f"{self.base}/restore/{_q(path)}", json={"rev": rev}))
 
-    async def list_files(self, prefix: str, limit: int) -> dict[str, Any]:
-        params = {"prefix": prefix, "limit": limit}
+    async def list_files(self, prefix: str, limit: int, after: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"prefix": prefix, "limit": limit}
+        if after is not None:
+            params["after"] = after
         return dict(await self.json("GET", f"{self.base}/files", params=params))
 
     async def changes(self, since: int, limit: int, wait: float = 0) -> dict[str, Any]:
@@ -157,6 +159,41 @@ class Hub:
         if wait:
             params["wait"] = wait
         return dict(await self.json("GET", f"{self.base}/changes", params=params))
+
+    # -- items ------------------------------------------------------------------------
+
+    async def add_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list((await self.json("POST", f"{self.base}/items", json={"items": items}))["items"])
+
+    async def list_items(self, cube: str | None, offset: int, limit: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if cube is not None:
+            params["cube_id"] = cube
+        return dict(await self.json("GET", f"{self.base}/items", params=params))
+
+    async def search_items(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.json("POST", f"{self.base}/items/search", json=body))
+
+    async def delete_item(self, item_id: str, if_rev: int | None) -> dict[str, Any]:
+        params = {"if_rev": if_rev} if if_rev is not None else None
+        url = f"{self.base}/items/{quote(item_id, safe='')}"
+        return dict(await self.json("DELETE", url, params=params))
+
+    # -- sessions -----------------------------------------------------------------------
+
+    async def process_session(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.json("POST", f"{self.base}/sessions", json=body))
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        url = f"{self.base}/sessions/{quote(session_id, safe='')}"
+        return dict(await self.json("GET", url))
+
+    async def commit_session(self, session_id: str) -> dict[str, Any]:
+        url = f"{self.base}/sessions/{quote(session_id, safe='')}/commit"
+        return dict(await self.json("POST", url))
+
+    async def discard_session(self, session_id: str) -> None:
+        await self.request("DELETE", f"{self.base}/sessions/{quote(session_id, safe='')}")
 
     async def workspace_info(self) -> dict[str, Any]:
         return dict(await self.json("GET", self.base))
