@@ -349,6 +349,9 @@ def test_memory_items_through_tools(app: FastAPI) -> None:
             assert "PRECONDITION_FAILED" in stale and f"rev {current_rev}" in stale
             deleted = await call(client, "delete_memory", id=memory["id"], base_rev=current_rev)
             assert deleted["deleted"] is True
+            for bad in ("..", "a/b", "x?y=1", ""):  # never another route
+                assert "validation error" in await error(client, "delete_memory", id=bad)
+            assert "validation error" in await error(client, "add_memory", text="x", cube="../etc")
             missing = await error(client, "delete_memory", id="f" * 32)
             assert "NOT_FOUND" in missing and "list_memories" in missing
             assert (await call(client, "list_memories"))["total"] == 1

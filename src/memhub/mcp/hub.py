@@ -23,7 +23,7 @@ import httpx
 
 from memhub.client.http import error_from_response
 from memhub.core.paths import normalize_path
-from memhub.errors import PayloadTooLarge, StorageUnavailable
+from memhub.errors import BadRequest, PayloadTooLarge, StorageUnavailable
 
 MAX_READ_BYTES = 4 * 1024 * 1024
 
@@ -32,6 +32,14 @@ def _q(path: str) -> str:
     """A path checked by the store's own rules before it goes in a URL: an HTTP client
     would resolve ``..`` segments into another route."""
     return quote(normalize_path(path), safe="/")
+
+
+def _segment(value: str) -> str:
+    """One URL path segment (an item or session id): an HTTP client would resolve ``.``
+    and ``..`` into another route."""
+    if value in ("", ".", ".."):
+        raise BadRequest(f"{value!r} is not an id", context={"id": value})
+    return quote(value, safe="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +184,7 @@ class Hub:
 
     async def delete_item(self, item_id: str, if_rev: int | None) -> dict[str, Any]:
         params = {"if_rev": if_rev} if if_rev is not None else None
-        url = f"{self.base}/items/{quote(item_id, safe='')}"
+        url = f"{self.base}/items/{_segment(item_id)}"
         return dict(await self.json("DELETE", url, params=params))
 
     # -- sessions -----------------------------------------------------------------------
@@ -185,15 +193,14 @@ class Hub:
         return dict(await self.json("POST", f"{self.base}/sessions", json=body))
 
     async def session(self, session_id: str) -> dict[str, Any]:
-        url = f"{self.base}/sessions/{quote(session_id, safe='')}"
-        return dict(await self.json("GET", url))
+        return dict(await self.json("GET", f"{self.base}/sessions/{_segment(session_id)}"))
 
     async def commit_session(self, session_id: str) -> dict[str, Any]:
-        url = f"{self.base}/sessions/{quote(session_id, safe='')}/commit"
+        url = f"{self.base}/sessions/{_segment(session_id)}/commit"
         return dict(await self.json("POST", url))
 
     async def discard_session(self, session_id: str) -> None:
-        await self.request("DELETE", f"{self.base}/sessions/{quote(session_id, safe='')}")
+        await self.request("DELETE", f"{self.base}/sessions/{_segment(session_id)}")
 
     async def workspace_info(self) -> dict[str, Any]:
         return dict(await self.json("GET", self.base))

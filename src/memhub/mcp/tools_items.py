@@ -20,6 +20,7 @@ Cube = Annotated[
     str | None,
     Field(
         max_length=64,
+        pattern=r"^[A-Za-z0-9_.:@-]+$",
         description="A named group of memories (e.g. a project or a person); default: the "
         "workspace's own group.",
     ),
@@ -173,7 +174,13 @@ class DeletedMemory(BaseModel):
 @tool(title="Delete a memory", write=True, destructive=True)
 async def delete_memory(
     ctx: Context,
-    id: Annotated[str, Field(min_length=1, max_length=200, description="The memory's id.")],
+    id: Annotated[
+        str,
+        Field(
+            pattern=r"^[0-9A-Fa-f-]{32,36}$",
+            description="The memory's id (a UUID, from list_memories or search_memories).",
+        ),
+    ],
     base_rev: Annotated[
         int | None,
         Field(
