@@ -10,7 +10,7 @@ any of them); ``resources/list`` names the workspace's files, a page of
 :data:`RESOURCE_PAGE` at a time (the cursor is the last path of a page). A
 server that follows the change feed (``memhub mcp``) tells subscribers when a
 file changes: on ``subscriptions/listen`` streams (2026 protocol) and, for
-2025-era clients, as ``notifications/resources/updated`` to each session that
+2025-era clients, as ``notifications/resources/updated`` to each client that
 called ``resources/subscribe`` for that URI.
 """
 
@@ -156,13 +156,13 @@ def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
 
 
 class _LegacySubscriptions:
-    """``resources/subscribe`` for 2025-era clients: the sessions subscribed to each URI
-    of the followed workspace get ``notifications/resources/updated`` when the change
+    """``resources/subscribe`` for 2025-era clients: the connections subscribed to each
+    URI of the followed workspace get ``notifications/resources/updated`` when the change
     feed reports it."""
 
     def __init__(self, workspace: str) -> None:
         self.prefix = resource_uri(workspace, "")
-        self.sessions: dict[str, set[Connection]] = {}
+        self.subscribers: dict[str, set[Connection]] = {}
 
     async def add(
         self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
@@ -172,17 +172,17 @@ class _LegacySubscriptions:
                 INVALID_PARAMS,
                 f"this server follows the files of {self.prefix}<path>; {params.uri} is not one",
             )
-        self.sessions.setdefault(params.uri, set()).add(_connection(ctx))
+        self.subscribers.setdefault(params.uri, set()).add(_connection(ctx))
         return EmptyResult()
 
     async def remove(
         self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
-        subscribed = self.sessions.get(params.uri)
+        subscribed = self.subscribers.get(params.uri)
         if subscribed is not None:
             subscribed.discard(_connection(ctx))
             if not subscribed:
-                del self.sessions[params.uri]
+                del self.subscribers[params.uri]
         return EmptyResult()
 
     async def deliver(
@@ -194,7 +194,7 @@ class _LegacySubscriptions:
         send, receive = anyio.create_memory_object_stream[str](1000)
 
         def listen(event: ServerEvent) -> None:
-            if isinstance(event, ResourceUpdated) and event.uri in self.sessions:
+            if isinstance(event, ResourceUpdated) and event.uri in self.subscribers:
                 try:
                     send.send_nowait(event.uri)
                 except anyio.WouldBlock:
@@ -205,12 +205,12 @@ class _LegacySubscriptions:
             task_status.started()
             async with receive:
                 async for uri in receive:
-                    for session in list(self.sessions.get(uri, ())):
+                    for connection in list(self.subscribers.get(uri, ())):
                         try:
-                            await session.send_resource_updated(uri)
-                        except Exception:  # a closed session: forget it
-                            log.debug("dropping a subscriber of %s", uri, exc_info=True)
-                            self.sessions.get(uri, set()).discard(session)
+                            await connection.send_resource_updated(uri)
+                        except Exception:  # the client has gone: forget its subscription
+                            log.info("dropping a subscriber of %s", uri, exc_info=True)
+                            self.subscribers.get(uri, set()).discard(connection)
         finally:
             unsubscribe()
             send.close()
