@@ -1,4 +1,4 @@
-"""The README documents every command, setting and route a user meets."""
+"""The README documents every command, setting, route and MCP tool a user meets."""
 
 from __future__ import annotations
 
@@ -71,3 +71,10 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
         )
         assert documented, f"{method} {path} is not in README.md"
     app.state.store.close()
+
+
+def test_every_mcp_tool_is_documented() -> None:
+    from memhub.mcp.registry import load_tools
+
+    for name in load_tools():
+        assert f"| `{name}(" in README, f"MCP tool {name} is not in README's tool table"
