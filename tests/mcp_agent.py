@@ -10,7 +10,17 @@ from mcp_types import CallToolResult
 
 from mcp import Client
 
-WRITE_TOOLS = {"write_file", "edit_file", "delete_file", "restore_file"}
+WRITE_TOOLS = {
+    "write_file",
+    "edit_file",
+    "delete_file",
+    "restore_file",
+    "add_memory",
+    "delete_memory",
+    "process_session",
+    "commit_session",
+    "discard_session",
+}
 READ_TOOLS = {
     "search_memory",
     "get_context",
@@ -19,6 +29,8 @@ READ_TOOLS = {
     "file_history",
     "diff_file",
     "recent_changes",
+    "list_memories",
+    "search_memories",
 }
 
 

@@ -13,12 +13,14 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import httpx2
 import pytest
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import ResourceUpdatedNotification
 
 from mcp import Client, StdioServerParameters
 from mcp_agent import READ_TOOLS, agent_flow, call, error
@@ -92,11 +94,11 @@ async def over_http(served: Served, key: str) -> AsyncIterator[Client]:
         yield c
 
 
-def over_stdio(home: Path, *args: str, env: dict[str, str] | None = None) -> Client:
+def over_stdio(home: Path, *args: str, env: dict[str, str] | None = None, **options: Any) -> Client:
     params = StdioServerParameters(
         command=str(MEMHUB), args=["mcp", *args], env=clean_env(home) | (env or {})
     )
-    return Client(params, read_timeout_seconds=60)
+    return Client(params, read_timeout_seconds=60, **options)
 
 
 def test_streamable_http_flow(served: Served) -> None:
@@ -168,3 +170,46 @@ def test_stdio_against_the_server(served: Served, tmp_path: Path) -> None:
         headers={"authorization": f"Bearer {key}"},
     )
     assert found.status_code == 200 and found.text == MARKER
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+def test_stdio_notifies_subscribed_2025_clients(served: Served, tmp_path: Path) -> None:
+    """``memhub mcp`` follows the server's change feed: a handshake-era client subscribed
+    to a file gets notifications/resources/updated when anyone changes it."""
+    key = served.key("mcp-sub", "read", "write")
+    env = {"MEMHUB_SERVER": served.url, "MEMHUB_KEY": key, "MEMHUB_WORKSPACE": "mcp-sub"}
+    uri = "memhub://mcp-sub/notes/watched.md"
+    updates: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+            arrived.set()
+
+    def put(content: bytes) -> None:
+        response = httpx.put(
+            f"{served.url}/v1/workspaces/mcp-sub/files/notes/watched.md",
+            content=content,
+            headers={"authorization": f"Bearer {key}", "content-type": "text/plain"},
+            timeout=30,
+        )
+        assert response.status_code in (200, 201), response.text
+
+    put(b"first")  # before the server starts following: no event of its own
+
+    async def test() -> None:
+        async with over_stdio(
+            tmp_path, env=env, mode="legacy", message_handler=on_message
+        ) as client:
+            listed = await client.list_resources()
+            assert [r.uri for r in listed.resources] == [uri]
+            await client.subscribe_resource(uri)
+            await anyio.to_thread.run_sync(put, b"changed through the REST API")
+            with anyio.fail_after(40):
+                await arrived.wait()
+            assert updates == [uri]
+            text = (await client.read_resource(uri)).contents[0]
+            assert getattr(text, "text", None) == "changed through the REST API"
+
+    anyio.run(test)

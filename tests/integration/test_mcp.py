@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -20,10 +21,12 @@ import pytest
 from apiclient import build_app
 from fastapi import FastAPI
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import ResourceUpdatedNotification
 
 from mcp import Client
 from mcp_agent import READ_TOOLS, agent_flow, call, error
 from memhub.errors import FileNotFound
+from memhub.mcp import server as mcp_server
 from memhub.mcp.connect import FixedConnector, asgi_client, index_dir
 from memhub.mcp.hub import Hub
 from memhub.mcp.server import build_server
@@ -52,10 +55,12 @@ def app(tmp_path: Path) -> FastAPI:
 
 
 @asynccontextmanager
-async def in_memory(app: FastAPI, key: str, workspace: str) -> AsyncIterator[Client]:
+async def in_memory(
+    app: FastAPI, key: str, workspace: str, **options: Any
+) -> AsyncIterator[Client]:
     async with app.router.lifespan_context(app), asgi_client(app) as http:
         hub = Hub(http, workspace, {"authorization": f"Bearer {key}"})
-        async with Client(build_server(FixedConnector(hub), follow=hub)) as client:
+        async with Client(build_server(FixedConnector(hub), follow=hub), **options) as client:
             yield client
 
 
@@ -142,6 +147,15 @@ def test_read_only_key_lists_and_runs_read_tools_only(app: FastAPI) -> None:
             assert names == READ_TOOLS
             text = await error(client, "write_file", path="notes/nope.md", content="x")
             assert "FORBIDDEN" in text and "write" in text
+            for tool, arguments in (
+                ("add_memory", {"text": "The sky is green."}),
+                ("delete_memory", {"id": "0" * 32}),
+                ("process_session", {"transcript": "Met Ana in Porto.", "session_id": "ro"}),
+                ("commit_session", {"session_id": "ro"}),
+                ("discard_session", {"session_id": "ro"}),
+            ):
+                assert "FORBIDDEN" in await error(client, tool, **arguments), tool
+            assert (await call(client, "list_memories"))["memories"] == []
             assert (await call(client, "list_files"))["files"] == []
         with pytest.raises(FileNotFound):
             app.state.store.stat(A, "notes/nope.md")
@@ -156,6 +170,11 @@ def test_workspace_isolation_through_every_tool(app: FastAPI) -> None:
     secret_rev = store.stat(A, path).rev
 
     async def test() -> None:
+        async with over_http(app, app.state.mcp_keys["a"]) as client:
+            item = await call(client, "add_memory", text=f"The vault word is {MARKER_A}.")
+            staged = await call(
+                client, "process_session", transcript=f"Priya said {MARKER_A} in Lisbon."
+            )
         async with over_http(app, app.state.mcp_keys["b"]) as client:
             answers = [
                 await client.call_tool("search_memory", {"query": "vault word"}),
@@ -173,6 +192,12 @@ def test_workspace_isolation_through_every_tool(app: FastAPI) -> None:
                 await client.call_tool(
                     "write_file", {"path": "vault/x.md", "content": "x", "base_rev": secret_rev}
                 ),
+                await client.call_tool("list_memories", {}),
+                await client.call_tool("search_memories", {"query": "vault word"}),
+                await client.call_tool("delete_memory", {"id": item["memory"]["id"]}),
+                await client.call_tool("commit_session", {"session_id": staged["session_id"]}),
+                await client.call_tool("discard_session", {"session_id": staged["session_id"]}),
+                await client.list_resources(),
             ]
             for answer in answers:
                 assert MARKER_A not in answer.model_dump_json()
@@ -187,7 +212,7 @@ def test_workspace_isolation_through_every_tool(app: FastAPI) -> None:
             assert "WORKSPACE_NOT_FOUND" in text and MARKER_A not in text
         # the same calls do reach A with A's key, and with an admin key naming A
         async with over_http(app, app.state.mcp_keys["a"]) as client:
-            found = await call(client, "search_memory", query=MARKER_A)
+            found = await call(client, "search_memory", query=MARKER_A, prefix="vault/")
             assert found["results"][0]["path"] == path
             resource = await client.read_resource(f"memhub://{A}/{path}")
             assert MARKER_A in resource.model_dump_json()
@@ -195,6 +220,8 @@ def test_workspace_isolation_through_every_tool(app: FastAPI) -> None:
         async with over_http(app, app.state.mcp_keys["admin"], headers) as client:
             assert (await call(client, "read_file", path=path))["rev"] == secret_rev
         assert store.stat(A, path).rev == secret_rev  # nothing B did touched it
+        assert store.stat(A, item["memory"]["path"]).rev == item["memory"]["rev"]
+        assert app.state.sessions.get(A, staged["session_id"]).status == "staged"
 
     run(test)
 
@@ -281,3 +308,258 @@ def test_concurrent_local_servers_get_their_own_index(tmp_path: Path) -> None:
     assert not second.exists()
     with index_dir(tmp_path) as again:
         assert again == first  # the lock went with its holder
+
+
+def test_memory_items_through_tools(app: FastAPI) -> None:
+    """add (a duplicate updates) → list with a cursor → search → conditional delete."""
+
+    async def test() -> None:
+        async with in_memory(app, app.state.mcp_keys["a"], A) as client:
+            first = await call(
+                client, "add_memory", text="Priya prefers green tea.", tags=["people"]
+            )
+            assert first["action"] == "created"
+            memory = first["memory"]
+            assert memory["text"] == "Priya prefers green tea." and memory["tags"] == ["people"]
+            again = await call(client, "add_memory", text="Priya prefers  green tea.")
+            assert again["action"] == "updated" and again["memory"]["id"] == memory["id"]
+            current_rev = again["memory"]["rev"]
+            assert current_rev > memory["rev"]
+            other = await call(
+                client, "add_memory", text="The build server is in Oslo.", cube="infra"
+            )
+            assert other["memory"]["cube"] == "infra"
+
+            page = await call(client, "list_memories", limit=1)
+            assert page["total"] == 2 and len(page["memories"]) == 1
+            rest = await call(client, "list_memories", limit=1, cursor=page["next_cursor"])
+            seen = {page["memories"][0]["id"], rest["memories"][0]["id"]}
+            assert seen == {memory["id"], other["memory"]["id"]} and rest["next_cursor"] is None
+            infra = await call(client, "list_memories", cube="infra")
+            assert [m["id"] for m in infra["memories"]] == [other["memory"]["id"]]
+
+            found = await call(client, "search_memories", query="green tea")
+            assert found["results"][0]["memory"]["id"] == memory["id"]
+            assert found["results"][0]["relativity"] == 1.0
+            assert not (await call(client, "search_memories", query="green tea", cube="infra"))[
+                "results"
+            ]
+
+            stale = await error(client, "delete_memory", id=memory["id"], base_rev=memory["rev"])
+            assert "PRECONDITION_FAILED" in stale and f"rev {current_rev}" in stale
+            deleted = await call(client, "delete_memory", id=memory["id"], base_rev=current_rev)
+            assert deleted["deleted"] is True
+            for bad in ("..", "a/b", "x?y=1", ""):  # never another route
+                assert "validation error" in await error(client, "delete_memory", id=bad)
+            assert "validation error" in await error(client, "add_memory", text="x", cube="../etc")
+            missing = await error(client, "delete_memory", id="f" * 32)
+            assert "NOT_FOUND" in missing and "list_memories" in missing
+            assert (await call(client, "list_memories"))["total"] == 1
+            # the memory's file keeps its history
+            history = await call(client, "file_history", path=memory["path"])
+            assert [r["deleted"] for r in history["revisions"]] == [True, False, False]
+        assert app.state.store.list_files(A, prefix="items/infra/")
+
+    run(test)
+
+
+TRANSCRIPT = (
+    "Yesterday I ran the Riverside Marathon with Priya in 3 hours 41 minutes.\n"
+    "Priya moved to Lisbon last month for a job at Feedzai.\n"
+)
+
+
+def test_sessions_through_tools(app: FastAPI) -> None:
+    """process (staged: a diff, nothing written) → commit; discard; commit=true at once."""
+    store = app.state.store
+
+    async def test() -> None:
+        async with over_http(app, app.state.mcp_keys["a"]) as client:
+            staged = await call(
+                client,
+                "process_session",
+                transcript=TRANSCRIPT,
+                session_id="run-1",
+                session_date="2024-01-15",
+            )
+            assert staged["status"] == "staged" and staged["revs"] == []
+            assert staged["session_date"] == "2024-01-15" and staged["summary"]["facts"] >= 1
+            assert "Priya" in " ".join(staged["summary"]["entities"])
+            paths = [e["path"] for e in staged["edits"]]
+            assert paths and all(e["diff"] for e in staged["edits"])
+            assert any("Lisbon" in e["diff"] for e in staged["edits"])
+            for path in paths:  # staged edits are not memory yet
+                with pytest.raises(FileNotFound):
+                    store.stat(A, path)
+
+            committed = await call(client, "commit_session", session_id="run-1")
+            assert committed["status"] == "committed" and len(committed["revs"]) == len(paths)
+            assert all(store.stat(A, p).session_id == "run-1" for p in paths)
+            again = await error(client, "commit_session", session_id="run-1")
+            assert "SESSION_CONFLICT" in again and "already committed" in again
+
+            other = await call(client, "process_session", transcript="Met Tomasz in Krakow.")
+            assert other["session_id"].startswith("mcp-") and other["status"] == "staged"
+            gone = await call(client, "discard_session", session_id=other["session_id"])
+            assert gone == {"session_id": other["session_id"], "discarded": True}
+            unknown = await error(client, "commit_session", session_id=other["session_id"])
+            assert "SESSION_NOT_FOUND" in unknown and "process_session" in unknown
+
+            at_once = await call(
+                client,
+                "process_session",
+                transcript="Had dinner with Wojciech at the Gdansk harbour.",
+                session_id="run-2",
+                commit=True,
+            )
+            assert at_once["status"] == "committed" and at_once["revs"]
+            assert all(e["diff"] for e in at_once["edits"])
+            bad = await error(client, "process_session", transcript="x", session_id="../etc")
+            assert "session_id" in bad
+            assert store.list_files(B) == []
+
+    run(test)
+
+
+def test_resources_list_every_file_in_pages(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_server, "RESOURCE_PAGE", 2)
+    store = app.state.store
+    for path in ("a.md", "notes/b.md", "notes/c.txt"):
+        store.put(A, path, b"x" * len(path))
+    store.put(B, "secret.md", f"{MARKER_A}".encode())
+
+    async def listed(client: Client) -> list[Any]:
+        resources, cursor = [], None
+        while True:
+            page = await client.list_resources(cursor=cursor)
+            resources.extend(page.resources)
+            cursor = page.next_cursor
+            if cursor is None:
+                return resources
+
+    async def test() -> None:
+        for transport in (over_http, in_memory):
+            key = app.state.mcp_keys["a"]
+            async with (
+                over_http(app, key) if transport is over_http else in_memory(app, key, A)
+            ) as client:
+                resources = await listed(client)
+                assert [r.uri for r in resources] == [
+                    f"memhub://{A}/a.md",
+                    f"memhub://{A}/notes/b.md",
+                    f"memhub://{A}/notes/c.txt",
+                ]
+                assert [r.size for r in resources] == [4, 10, 11]
+                assert resources[0].mime_type == "text/markdown"
+                text = (await client.read_resource(resources[1].uri)).contents[0]
+                assert getattr(text, "text", None) == "x" * 10
+        async with over_http(app, app.state.mcp_keys["b"]) as client:
+            assert [r.uri for r in await listed(client)] == [f"memhub://{B}/secret.md"]
+
+    run(test)
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+def test_resources_subscribe_for_2025_clients(app: FastAPI) -> None:
+    """A handshake-era client subscribes to a file and gets notifications/resources/updated
+    when it changes (through a tool or by anyone else), and only for that file."""
+    uri = f"memhub://{A}/notes/watched.md"
+    updates: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+            arrived.set()
+
+    async def test() -> None:
+        nonlocal arrived
+        async with in_memory(
+            app, app.state.mcp_keys["a"], A, mode="legacy", message_handler=on_message
+        ) as client:
+            assert client.protocol_version.startswith("2025")
+            capabilities = client.server_capabilities
+            assert capabilities.resources is not None and capabilities.resources.subscribe
+            await client.subscribe_resource(uri)
+            with pytest.raises(Exception, match="follows the files of"):
+                await client.subscribe_resource(f"memhub://{B}/notes/watched.md")
+            await call(client, "write_file", path="notes/other.md", content="x")
+            await call(client, "write_file", path="notes/watched.md", content="by the agent")
+            with anyio.fail_after(20):
+                await arrived.wait()
+            assert updates == [uri]
+            arrived = anyio.Event()
+            app.state.store.put(A, "notes/watched.md", b"from elsewhere")
+            with anyio.fail_after(20):
+                await arrived.wait()
+            assert updates == [uri, uri]
+            # after unsubscribing, a change is not heard (the feed is in rev order: the
+            # change of a file subscribed to later comes after it)
+            await client.unsubscribe_resource(uri)
+            last = f"memhub://{A}/notes/last.md"
+            await client.subscribe_resource(last)
+            arrived = anyio.Event()
+            app.state.store.put(A, "notes/watched.md", b"unheard")
+            await call(client, "write_file", path="notes/last.md", content="x")
+            with anyio.fail_after(20):
+                await arrived.wait()
+            assert updates == [uri, uri, last]
+
+    run(test)
+
+
+def test_a_tool_call_counts_once_against_the_rate_limit(tmp_path: Path) -> None:
+    """One tools/call on /mcp is one request against its key's window, however many REST
+    requests the tool makes inside; the in-process mark cannot be sent from outside."""
+    app = build_app(tmp_path, rate_limit_enabled=True, rate_limit=4, rate_limit_scopes="")
+    key = app.state.test_key
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "authorization": f"Bearer {key}",
+        "mcp-protocol-version": "2025-06-18",
+    }
+
+    def tool_call(n: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        params = {"name": name, "arguments": arguments}
+        return {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
+
+    async def test() -> None:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            ) as http,
+        ):
+            # each of these makes two or more REST requests inside: a head lookup and a
+            # page of changes; a read of a missing file and listings for close matches
+            calls = [
+                tool_call(1, "write_file", {"path": "notes/a.md", "content": "a"}),
+                tool_call(2, "recent_changes", {}),
+                tool_call(3, "read_file", {"path": "notes/b.md"}),
+            ]
+            remaining = []
+            for body in calls:
+                response = await http.post("/mcp", json=body, headers=headers)
+                assert response.status_code == 200, response.text
+                assert "error" not in response.json(), response.text
+                remaining.append(int(response.headers["x-ratelimit-remaining"]))
+            assert remaining == [3, 2, 1]
+            read = (await http.post("/mcp", json=calls[2], headers=headers)).json()
+            assert "Did you mean: notes/a.md" in read["result"]["content"][0]["text"]
+            # an outside request cannot claim to be in-process: no header, query or body
+            # reaches the mark, so it is counted (and refused: the window is used up)
+            forged = {
+                **headers,
+                "memhub.inner_request": "true",
+                "x-memhub-inner-request": "true",
+                "x-internal-service": "true",
+            }
+            response = await http.get(
+                "/v1/workspaces/default/files",
+                params={"memhub.inner_request": "true"},
+                headers=forged,
+            )
+            assert response.status_code == 429
+            assert (await http.post("/mcp", json=calls[1], headers=forged)).status_code == 429
+
+    run(test)

@@ -1,4 +1,4 @@
-"""The README documents every command, setting and route a user meets."""
+"""The README documents every command, setting, route and MCP tool a user meets."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from memhub.api import create_app
 from memhub.cli.main import app as cli_app
 from memhub.client.settings import ClientSettings
 from memhub.config import Settings
+from memhub.mcp.registry import load_tools
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -71,3 +72,8 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
         )
         assert documented, f"{method} {path} is not in README.md"
     app.state.store.close()
+
+
+def test_every_mcp_tool_is_documented() -> None:
+    for name in load_tools():
+        assert f"| `{name}(" in README, f"MCP tool {name} is not in README's tool table"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from memhub.auth.admission import in_process
 from memhub.mcp.hub import Hub
 
 if TYPE_CHECKING:
@@ -63,8 +64,13 @@ class ForwardingConnector:
 
 
 def asgi_client(app: Any, timeout: float = 60.0) -> httpx.AsyncClient:
+    """A client of ``app`` in this process. Its requests are marked in-process (see
+    :func:`memhub.auth.admission.in_process`): one tool call on ``/mcp`` counts once
+    against its key's rate limit, however many REST requests it makes."""
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=INTERNAL_BASE, timeout=timeout
+        transport=httpx.ASGITransport(app=in_process(app)),
+        base_url=INTERNAL_BASE,
+        timeout=timeout,
     )
 
 

@@ -23,7 +23,7 @@ import httpx
 
 from memhub.client.http import error_from_response
 from memhub.core.paths import normalize_path
-from memhub.errors import PayloadTooLarge, StorageUnavailable
+from memhub.errors import BadRequest, PayloadTooLarge, StorageUnavailable
 
 MAX_READ_BYTES = 4 * 1024 * 1024
 
@@ -32,6 +32,14 @@ def _q(path: str) -> str:
     """A path checked by the store's own rules before it goes in a URL: an HTTP client
     would resolve ``..`` segments into another route."""
     return quote(normalize_path(path), safe="/")
+
+
+def _segment(value: str) -> str:
+    """One URL path segment (an item or session id): an HTTP client would resolve ``.``
+    and ``..`` into another route."""
+    if value in ("", ".", ".."):
+        raise BadRequest(f"{value!r} is not an id", context={"id": value})
+    return quote(value, safe="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +156,10 @@ class Hub:
     async def restore(self, path: str, rev: int) -> dict[str, Any]:
         return dict(await self.json("POST", f"{self.base}/restore/{_q(path)}", json={"rev": rev}))
 
-    async def list_files(self, prefix: str, limit: int) -> dict[str, Any]:
-        params = {"prefix": prefix, "limit": limit}
+    async def list_files(self, prefix: str, limit: int, after: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"prefix": prefix, "limit": limit}
+        if after is not None:
+            params["after"] = after
         return dict(await self.json("GET", f"{self.base}/files", params=params))
 
     async def changes(self, since: int, limit: int, wait: float = 0) -> dict[str, Any]:
@@ -157,6 +167,40 @@ class Hub:
         if wait:
             params["wait"] = wait
         return dict(await self.json("GET", f"{self.base}/changes", params=params))
+
+    # -- items ------------------------------------------------------------------------
+
+    async def add_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list((await self.json("POST", f"{self.base}/items", json={"items": items}))["items"])
+
+    async def list_items(self, cube: str | None, offset: int, limit: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if cube is not None:
+            params["cube_id"] = cube
+        return dict(await self.json("GET", f"{self.base}/items", params=params))
+
+    async def search_items(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.json("POST", f"{self.base}/items/search", json=body))
+
+    async def delete_item(self, item_id: str, if_rev: int | None) -> dict[str, Any]:
+        params = {"if_rev": if_rev} if if_rev is not None else None
+        url = f"{self.base}/items/{_segment(item_id)}"
+        return dict(await self.json("DELETE", url, params=params))
+
+    # -- sessions -----------------------------------------------------------------------
+
+    async def process_session(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.json("POST", f"{self.base}/sessions", json=body))
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        return dict(await self.json("GET", f"{self.base}/sessions/{_segment(session_id)}"))
+
+    async def commit_session(self, session_id: str) -> dict[str, Any]:
+        url = f"{self.base}/sessions/{_segment(session_id)}/commit"
+        return dict(await self.json("POST", url))
+
+    async def discard_session(self, session_id: str) -> None:
+        await self.request("DELETE", f"{self.base}/sessions/{_segment(session_id)}")
 
     async def workspace_info(self) -> dict[str, Any]:
         return dict(await self.json("GET", self.base))

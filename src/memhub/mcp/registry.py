@@ -32,7 +32,12 @@ from mcp_types import ToolAnnotations
 from memhub.errors import FileNotFound, MemhubError
 from memhub.mcp.hub import Hub
 
-TOOL_MODULES = ("memhub.mcp.tools_memory", "memhub.mcp.tools_files")
+TOOL_MODULES = (
+    "memhub.mcp.tools_memory",
+    "memhub.mcp.tools_files",
+    "memhub.mcp.tools_items",
+    "memhub.mcp.tools_sessions",
+)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -109,6 +114,11 @@ NEXT_STEP = {
     "RATE_LIMITED": "wait a little and call again",
     "STORAGE_UNAVAILABLE": "the memhub server is not reachable; try again later",
     "PAYLOAD_TOO_LARGE": "split the content into smaller files",
+    "PRECONDITION_FAILED": "it changed since the rev you gave; look at it again and call "
+    "with its current rev",
+    "SESSION_CONFLICT": "a committed session cannot change; if a file changed since "
+    "processing, call discard_session and process_session again",
+    "LLM_UNAVAILABLE": "the server's language model is not reachable; try again later",
 }
 
 

@@ -4,25 +4,53 @@
 request reaches memhub) and returns an ``MCPServer`` whose lifespan hands the
 connector to every tool. The same server runs over stdio (``memhub mcp``),
 in memory (tests) and over streamable HTTP (``/mcp`` inside ``memhub serve``).
+
+Resources: every file is ``memhub://<workspace>/<path>`` (the template reads
+any of them); ``resources/list`` names the workspace's files, a page of
+:data:`RESOURCE_PAGE` at a time (the cursor is the last path of a page). A
+server that follows the change feed (``memhub mcp``) tells subscribers when a
+file changes: on ``subscriptions/listen`` streams (2026 protocol) and, for
+2025-era clients, as ``notifications/resources/updated`` to each client that
+called ``resources/subscribe`` for that URI.
 """
 
 from __future__ import annotations
 
+import logging
+import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import anyio
+from anyio.abc import TaskStatus
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ResourceUpdated,
+    ServerEvent,
+    SubscriptionBus,
+)
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    EmptyResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+    Resource,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
 from pydantic import Field
 
 from memhub import __version__
 from memhub.errors import MemhubError
-from memhub.mcp.follow import follow_changes, head_rev
+from memhub.mcp.follow import follow_changes, head_rev, resource_uri
 from memhub.mcp.hub import Hub
 from memhub.mcp.registry import Connector, connector_of, explain, load_tools, tool_annotations
 
@@ -34,17 +62,22 @@ write_file / edit_file: writes are conditional, and a conflict returns the curre
 content to merge. Every change is kept in file_history; restore_file brings any rev back."""
 
 RESOURCE_URI = "memhub://{workspace}/{+path}"
+RESOURCE_PAGE = 500
+
+log = logging.getLogger("memhub.mcp")
 
 
 def build_server(connector: Connector, *, follow: Hub | None = None) -> MCPServer[Connector]:
     """``follow``: the hub whose change feed drives resource subscriptions (a server
     with one caller); None serves no ``subscriptions/listen`` (``/mcp``)."""
     bus = InMemorySubscriptionBus()
+    legacy = _LegacySubscriptions(follow.workspace) if follow is not None else None
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Connector]) -> AsyncIterator[Connector]:
         async with anyio.create_task_group() as tasks:
-            if follow is not None:
+            if follow is not None and legacy is not None:
+                await tasks.start(legacy.deliver, bus)
                 tasks.start_soon(follow_changes, follow, bus, await head_rev(follow))
             try:
                 yield connector
@@ -71,7 +104,116 @@ def build_server(connector: Connector, *, follow: Hub | None = None) -> MCPServe
         )
     server.middleware.append(_ScopeFilter(connector, {n for n, s in tools.items() if s.write}))
     _add_resources(server)
+    # the SDK's MCPServer lists only static resources and serves no resources/subscribe:
+    # both are registered on its low-level server
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("resources/list", PaginatedRequestParams, _FileList(connector))
+    if legacy is not None:
+        lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, legacy.add)
+        lowlevel.add_request_handler(
+            "resources/unsubscribe", UnsubscribeRequestParams, legacy.remove
+        )
     return server
+
+
+def _mcp_error(exc: MemhubError) -> MCPError:
+    return MCPError(INVALID_PARAMS if exc.status < 500 else INTERNAL_ERROR, explain(exc))
+
+
+class _FileList:
+    """``resources/list``: the caller's workspace's files, :data:`RESOURCE_PAGE` a page."""
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams
+    ) -> ListResourcesResult:
+        h = self.connector.hub(ctx.request)
+        try:
+            listing = await h.list_files("", RESOURCE_PAGE, params.cursor or None)
+        except MemhubError as exc:
+            raise _mcp_error(exc) from exc
+        return ListResourcesResult(
+            resources=[
+                Resource(
+                    uri=resource_uri(h.workspace, f["path"]),
+                    name=f["path"],
+                    mime_type=mimetypes.guess_type(f["path"])[0] or "text/plain",
+                    size=f["size"],
+                )
+                for f in listing["files"]
+            ],
+            next_cursor=listing["next_after"],
+        )
+
+
+def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    """The client's connection: ``ctx.session`` is made anew for each request (the SDK
+    keeps the connection it wraps private)."""
+    connection: Connection = ctx.session._connection
+    return connection
+
+
+class _LegacySubscriptions:
+    """``resources/subscribe`` for 2025-era clients: the connections subscribed to each
+    URI of the followed workspace get ``notifications/resources/updated`` when the change
+    feed reports it."""
+
+    def __init__(self, workspace: str) -> None:
+        self.prefix = resource_uri(workspace, "")
+        self.subscribers: dict[str, set[Connection]] = {}
+
+    async def add(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
+    ) -> EmptyResult:
+        if not params.uri.startswith(self.prefix) or params.uri == self.prefix:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"this server follows the files of {self.prefix}<path>; {params.uri} is not one",
+            )
+        self.subscribers.setdefault(params.uri, set()).add(_connection(ctx))
+        return EmptyResult()
+
+    async def remove(
+        self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        subscribed = self.subscribers.get(params.uri)
+        if subscribed is not None:
+            subscribed.discard(_connection(ctx))
+            if not subscribed:
+                del self.subscribers[params.uri]
+        return EmptyResult()
+
+    async def deliver(
+        self, bus: SubscriptionBus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Send each updated URI to its subscribers, until cancelled. The bus's listeners
+        are synchronous: an update waits in a bounded queue (when it is full, an update is
+        dropped with a warning: a client re-reads what it cares about)."""
+        send, receive = anyio.create_memory_object_stream[str](1000)
+
+        def listen(event: ServerEvent) -> None:
+            if isinstance(event, ResourceUpdated) and event.uri in self.subscribers:
+                try:
+                    send.send_nowait(event.uri)
+                except anyio.WouldBlock:
+                    log.warning("resource update of %s dropped: subscribers are behind", event.uri)
+
+        unsubscribe = bus.subscribe(listen)
+        try:
+            task_status.started()
+            async with receive:
+                async for uri in receive:
+                    for connection in list(self.subscribers.get(uri, ())):
+                        try:
+                            await connection.send_resource_updated(uri)
+                        except Exception:  # the client has gone: forget its subscription
+                            log.info("dropping a subscriber of %s", uri, exc_info=True)
+                            self.subscribers.get(uri, set()).discard(connection)
+        finally:
+            unsubscribe()
+            send.close()
 
 
 class _ScopeFilter:
