@@ -48,3 +48,35 @@ def test_migrations_build_the_declared_schema_and_run_twice(empty_database_url: 
             assert set(inspect(conn).get_table_names()) == {*metadata.tables, "alembic_version"}
     finally:
         meta.close()
+
+
+def test_the_path_fold_migration_backfills_existing_files(tmp_path: Path) -> None:
+    """A store from before 0004 keeps its files, and their case clashes are found."""
+    from alembic import command
+
+    from memhub.errors import PathConflict
+    from memhub.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    meta = Metadata(url)
+    config = Config()
+    config.set_main_option("script_location", "memhub.store:migrations")
+    with meta.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+        conn.commit()
+        conn.exec_driver_sql(
+            "INSERT INTO workspaces (name, created_at, head_rev) VALUES ('w', 0, 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO files (workspace_id, path, rev, sha256, md5, size, content_type, "
+            "created_at, deleted) VALUES (1, 'Заметки.md', 1, '', '', 0, 'text/plain', 0, false)"
+        )
+        conn.commit()
+    meta.close()
+    store = open_store(url, (tmp_path / "blobs").as_uri())
+    try:
+        with pytest.raises(PathConflict):
+            store.put("w", "заметки.md", b"x")
+    finally:
+        store.close()

@@ -119,3 +119,19 @@ def test_a_name_that_differs_only_in_case_fails_the_whole_commit(
     store.put_many(workspace, [("notes/Plan.md", None, Precondition())])
     [moved] = store.put_many(workspace, [("notes/plan.md", b"lower", Precondition())])
     assert moved.created
+
+
+@pytest.mark.parametrize(
+    ("live", "other"),
+    [("Заметки/План.md", "заметки/план.md"), ("Ärger.md", "ärger.md"), ("STRASSE.md", "straße.md")],
+)
+def test_case_clashes_are_found_in_every_script(
+    store: Store, workspace: str, live: str, other: str
+) -> None:
+    """Not only ASCII: SQLite's lower() folds ASCII only, PostgreSQL's depends on its locale."""
+    store.put(workspace, live, b"live")
+    with pytest.raises(PathConflict):
+        store.put(workspace, other, b"clash")
+    with pytest.raises(PathConflict):
+        store.put_many(workspace, [(other, b"clash", Precondition())])
+    assert [f.path for f in store.list_files(workspace)] == [live]

@@ -90,6 +90,13 @@ def normalize_path(raw: str) -> str:
     return path
 
 
+def fold_case(path: str) -> str:
+    """The key two paths share when macOS and Windows would take them for one file:
+    full Unicode case folding of the NFC form (``Заметки.md`` and ``заметки.md``,
+    ``STRASSE`` and ``straße``)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", path).casefold())
+
+
 def normalize_prefix(raw: str | None) -> str:
     """A listing prefix: empty, or a valid path optionally ending in '/'."""
     if not raw:

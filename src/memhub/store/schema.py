@@ -73,6 +73,9 @@ files = Table(
     Column("session_id", String(255)),
     Column("message", Text),
     Column("deleted", Boolean, nullable=False, default=False),
+    # core.paths.fold_case(path): finds a live path that differs only in case
+    Column("path_fold", Text, nullable=False, server_default=""),
+    Index("ix_files_path_fold", "workspace_id", "path_fold"),
 )
 
 contents = Table(

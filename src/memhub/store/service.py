@@ -27,7 +27,7 @@ from typing import IO, Any, Literal
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
-from memhub.core.paths import normalize_path, normalize_prefix, validate_name
+from memhub.core.paths import fold_case, normalize_path, normalize_prefix, validate_name
 from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
     BadRequest,
@@ -323,7 +323,7 @@ class Store:
                         raise FileNotFound(f"File not found: {path}", context={"path": path})
                     if content is not None and (head is None or head.deleted):
                         self._check_case_clash(conn, ws_id, path)
-                        twin = created.setdefault(path.casefold(), path)
+                        twin = created.setdefault(fold_case(path), path)
                         if twin != path:
                             raise _case_clash(path, twin)
                 except MemhubError as exc:
@@ -356,7 +356,9 @@ class Store:
                     del values["workspace"]
                     rows.append(values)
                 conn.execute(_INSERT_REVISION, rows)
-                conn.execute(self.meta.upsert(files, ("workspace_id", "path")), rows)
+                conn.execute(
+                    self.meta.upsert(files, ("workspace_id", "path")), [_head_row(r) for r in rows]
+                )
         done = [r for r in out if r is not None]
         written = [r.revision.rev for r in done if isinstance(r, WriteResult)]
         if written:
@@ -493,26 +495,27 @@ class Store:
             del values["workspace"]
             values["workspace_id"] = ws_id
             conn.execute(_INSERT_REVISION, values)
-            conn.execute(self.meta.upsert(files, ("workspace_id", "path")), values)
+            conn.execute(self.meta.upsert(files, ("workspace_id", "path")), _head_row(values))
         self._notify(workspace, rev)
         return WriteResult(revision, created=current is None or current.deleted)
 
     @staticmethod
     def _check_case_clash(conn: Connection, ws_id: int, path: str) -> None:
         """A new path must not differ only in case from a live one: macOS and Windows
-        clients could not hold both. (The database folds ASCII case; the casefold
-        comparison below confirms, for every script, what it finds.)"""
-        rows = conn.execute(
-            select(files.c.path).where(
+        clients could not hold both (compared by :func:`~memhub.core.paths.fold_case`,
+        for every script)."""
+        other = conn.execute(
+            select(files.c.path)
+            .where(
                 files.c.workspace_id == ws_id,
-                func.lower(files.c.path) == path.lower(),
+                files.c.path_fold == fold_case(path),
                 files.c.path != path,
                 files.c.deleted.is_(False),
             )
-        ).scalars()
-        for other in rows:
-            if other.casefold() == path.casefold():
-                raise _case_clash(path, other)
+            .limit(1)
+        ).scalar()
+        if other is not None:
+            raise _case_clash(path, other)
 
     @staticmethod
     def _current(conn: Connection, workspace: str, ws_id: int, path: str) -> Revision | None:
@@ -684,6 +687,11 @@ class Store:
     def close(self) -> None:
         self.meta.close()
         self.blobs.close()
+
+
+def _head_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A revision's row (without its workspace name) as the head of its path."""
+    return {**values, "path_fold": fold_case(values["path"])}
 
 
 def _case_clash(path: str, existing: str) -> PathConflict:
