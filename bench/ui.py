@@ -7,7 +7,8 @@ The app is the real one (``create_app``: SQLite file, in-memory blob store so th
 seeding 10,000 files takes seconds, not minutes of fsyncs), driven in process by
 Starlette's ``TestClient`` with a signed-in UI session (the real sign-in form). The
 workspace: ``--files`` markdown files (default 10,000) in 100 directories, one of them
-with 20 revisions; the search index is caught up by a warm-up search before timing.
+with 20 revisions, 1,000 memory items and one staged session; the search index is
+caught up by a warm-up search before timing.
 
 Each page is requested ``--requests`` times per round; rounds (5, or 3 with
 ``--quick``) run every page once each in a rotating order, after one warm-up round.
@@ -42,10 +43,17 @@ from fastapi.testclient import TestClient
 
 from memhub.api import create_app
 from memhub.config import Settings
+from memhub.memory.items import Draft
 
 WS = "bench"
 TARGET_BYTES = 200 * 1024
 TARGET_MS = 50.0
+ITEMS = 1000
+SESSION = (
+    "Priya moved to Lisbon last month for a job at Feedzai.\n"
+    "Yesterday I ran the Riverside Marathon with Priya and Tomasz.\n"
+    "Tomasz works at the Krakow office on the roadmap.\n"
+)
 WORDS = (
     "memory agent note plan review tea coffee roadmap release deploy bug fix user team "
     "meeting project idea draft design test server client sync index search context "
@@ -76,7 +84,19 @@ def seed(app: Any, files: int) -> dict[str, Any]:
     hot = "dir00/hot.md"
     for r in range(20):
         store.put(WS, hot, markdown(rng, r) + f"\nrevision {r}\n".encode(), author="bench")
-    return {"hot": hot, "seed_seconds": round(time.perf_counter() - started, 1)}
+    items: list[Draft] = [
+        Draft(memory=f"{text(rng, 12)} (fact {i})", cube_id=WS, tags=(rng.choice(WORDS),))
+        for i in range(ITEMS)
+    ]
+    added = app.state.items.add(WS, items[: ITEMS // 2]) + app.state.items.add(
+        WS, items[ITEMS // 2 :]
+    )
+    app.state.sessions.process(WS, "bench-session", SESSION, "2026-01-15")
+    return {
+        "hot": hot,
+        "item": added[0].item.id,
+        "seed_seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def sign_in(client: TestClient, key: str) -> None:
@@ -137,14 +157,16 @@ def main() -> None:
         with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
             sign_in(client, key)
             head = app.state.store.head_rev(WS)
+            revs = [r.rev for r in app.state.store.history(WS, hot, limit=11)]
+            new, old = revs[0], revs[10]  # the hot file's head and a rev 10 versions back
             pages = {
                 "files /": f"/ui/w/{WS}/files/",
                 "files dir (101)": f"/ui/w/{WS}/files/dir00/",
                 "file view": f"/ui/w/{WS}/file/{hot}",
-                "file @ old rev": f"/ui/w/{WS}/file/{hot}?rev={head - 10}",
+                "file @ old rev": f"/ui/w/{WS}/file/{hot}?rev={old}",
                 "history (20)": f"/ui/w/{WS}/history/{hot}",
-                "diff": f"/ui/w/{WS}/diff/{hot}?a={head - 10}&b={head}",
-                "diff side by side": f"/ui/w/{WS}/diff/{hot}?a={head - 10}&b={head}&mode=split",
+                "diff": f"/ui/w/{WS}/diff/{hot}?a={old}&b={new}",
+                "diff side by side": f"/ui/w/{WS}/diff/{hot}?a={old}&b={new}&mode=split",
                 "changes": f"/ui/w/{WS}/changes",
                 "changes poll": f"/ui/w/{WS}/changes/feed?since={head}",
                 "search": f"/ui/w/{WS}/search?q=roadmap+tea",
@@ -152,6 +174,12 @@ def main() -> None:
                 "context depth row": f"/ui/w/{WS}/context/depth?message=roadmap+tea&depth=deep",
                 "edit": f"/ui/w/{WS}/edit/{hot}",
                 "operations": f"/ui/w/{WS}/ops",
+                "sessions": f"/ui/w/{WS}/sessions",
+                "session diff": f"/ui/w/{WS}/sessions/bench-session",
+                "items (1000)": f"/ui/w/{WS}/items",
+                "items by tag": f"/ui/w/{WS}/items?tag=tea",
+                "items search": f"/ui/w/{WS}/items?q=roadmap+tea",
+                "item": f"/ui/w/{WS}/items/{info['item']}",
             }
             api = f"/v1/workspaces/{WS}/files/{hot}"
             api_context = f"/v1/workspaces/{WS}/context"

@@ -277,6 +277,53 @@ def test_untrusted_markdown_runs_nothing(visit: Visit) -> None:
     assert scripts == 2  # htmx and ui.js, nothing from the file
 
 
+def test_sessions_stage_a_diff_and_commit_it(visit: Visit) -> None:
+    visit.go("/ui/w/alpha/sessions")
+    visit.find("#transcript").send_keys(
+        "Priya moved to Lisbon last month for a job at Feedzai.\n"
+        "Yesterday I ran the Riverside Marathon with Priya.\n"
+        "<img src=x onerror=\"document.title='pwned-session'\">"
+    )
+    visit.find("input[name=session_id]").send_keys("browser-1")
+    visit.find("#process-button").click()
+    visit.find("table.diff")
+    assert "memories/people/priya.md" in visit.text()
+    added = visit.driver.find_elements(By.CSS_SELECTOR, "table.diff tr.add")
+    assert any("Feedzai" in r.text for r in added)
+    assert visit.api.get("/v1/workspaces/alpha/files/memories/people/priya.md").status_code == 404
+    visit.shot("session")
+    visit.find("#commit").click()
+    assert "Committed as" in visit.find("#committed").text
+    assert "pwned" not in visit.driver.title
+    head = visit.api.get("/v1/workspaces/alpha/history/memories/people/priya.md").json()
+    assert head["revisions"][0]["session_id"] == "browser-1"
+
+
+def test_items_add_filter_and_delete(visit: Visit) -> None:
+    visit.go("/ui/w/alpha/items")
+    visit.find("#memory").send_keys("Ana drinks green tea every morning.")
+    visit.find("#add-item input[name=tags]").send_keys("drinks, morning")
+    visit.find("#add-button").click()
+    assert "Added" in visit.find("#added").text
+    assert "drinks" in visit.find("#item-meta").text
+    visit.api.post(
+        "/v1/workspaces/alpha/items",
+        json={"items": [{"memory": "Ana works on the beacon firmware.", "tags": ["work"]}]},
+    ).raise_for_status()
+    visit.go("/ui/w/alpha/items")
+    visit.find("#item-list")
+    assert "Ana works on the beacon" in visit.text() and "Ana drinks green tea" in visit.text()
+    visit.shot("items")
+    visit.driver.find_element(By.LINK_TEXT, "drinks").click()  # filter by that tag
+    visit.find("#item-list")
+    assert "Ana drinks green tea" in visit.text() and "beacon" not in visit.text()
+    visit.driver.find_element(By.CSS_SELECTOR, "#item-list tbody a").click()
+    visit.find("#delete-item").click()
+    visit.driver.switch_to.alert.accept()  # the confirmation
+    assert "deleted" in visit.find("#deleted").text
+    assert "Ana drinks green tea" not in visit.find("#item-list").text
+
+
 def test_operations_create_and_revoke_a_key(visit: Visit) -> None:
     visit.driver.delete_all_cookies()
     visit.sign_in(visit.keys["admin"])

@@ -244,6 +244,35 @@ def test_entity_ranking_prefers_the_entity_the_conversation_is_about(
     assert files == ["memories/contexts/garden.md", "memories/people/carol.md"]
 
 
+def test_entity_ranking_follows_every_write_and_delete(store: Store, memory: Memory) -> None:
+    """The entity activity is kept per head rev: each write or delete is seen by the next
+    assembly; paths that only look like entities are not ranked."""
+
+    def ranking() -> list[str]:
+        return [path for path, _ in memory.assembler.rank_entities(WS, [])]
+
+    put(store, "memories/people/dan.md", "# Dan\n\nDan bakes bread.\n")
+    put(store, "notes/memories/people-notes.md", "# Not an entity\n")
+    put(store, "archive/memories/people/old/x.md", "# Too deep: a note\n")
+    put(store, "archive/memories/people/x.md", "# An entity under another folder\n")
+    assert set(ranking()) == {"memories/people/dan.md", "archive/memories/people/x.md"}
+    store.delete(WS, "archive/memories/people/x.md")
+    assert ranking() == ["memories/people/dan.md"]
+    for i in range(4):
+        put(store, "memories/people/erin.md", f"# Erin\n\nErin's status {i}.\n")
+    assert ranking() == ["memories/people/erin.md", "memories/people/dan.md"]
+    put(store, "Memories/Events/Launch.md", "# Launch\n")  # kinds are case-insensitive
+    put(store, f"{WS.upper()}.md", "# The user\n")
+    assert set(ranking()) == {
+        "memories/people/erin.md",
+        "memories/people/dan.md",
+        "Memories/Events/Launch.md",
+        f"{WS.upper()}.md",
+    }
+    store.delete(WS, "memories/people/erin.md")
+    assert "memories/people/erin.md" not in ranking()
+
+
 def test_always_load_blocks_of_entities_follow_the_ranking(store: Store, memory: Memory) -> None:
     for i in range(7):
         put(

@@ -159,10 +159,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(product_router)
     app.include_router(chunk_batch_router)
 
+    app.state.sessions = session_routes.build_sessions(settings, store, metrics)
     ui = build_ui(app, authenticator, settings.ui_session_seconds, settings.redis_url)
     app.mount("/ui", ui.app)  # the web UI: its own pages, hidden from the OpenAPI document
     mcp = mount_mcp(app)  # POST /mcp: streamable HTTP, behind the same admission
-    app.state.sessions = session_routes.build_sessions(settings, store, metrics)
     app.state.llm = app.state.sessions.provider  # ChatProvider | None, for other features
     if app.state.llm is not None:  # MemOS add with mode "fine": facts by the same LLM
         items.extractor = item_extractor(app.state.llm)

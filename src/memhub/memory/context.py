@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,12 @@ ENTITY_KINDS = ("entity", "user")
 MAX_ENTITIES = 5
 RECENT_TIMELINE_BLOCKS = 6
 CONVERSATION_CHARS = 2000
+ACTIVITY_CACHE = 256  # workspaces whose entity activity is kept (one head rev each)
+
+
+def entity_hints(workspace: str) -> tuple[str, ...]:
+    """What every entity path contains (lower case): a prefilter for :func:`classify`."""
+    return ("memories/", f"{workspace.lower()}.md")
 
 
 def estimate_tokens(text: str) -> int:
@@ -145,6 +152,9 @@ class ContextAssembler:
     def __init__(self, store: Store, index: SearchIndex) -> None:
         self.store = store
         self.index = index
+        self._lock = threading.Lock()
+        # workspace -> (head rev, entity activity rows), least recently written first
+        self._activity: dict[str, tuple[int, list[tuple[str, int, float]]]] = {}
 
     def assemble(
         self,
@@ -191,13 +201,10 @@ class ContextAssembler:
 
     def rank_entities(self, workspace: str, hits: list[Hit]) -> list[tuple[str, float]]:
         now = self.store.clock()
-        rows = self.store.path_activity(workspace)
-        live = {h.path for h in self.store.list_files(workspace, limit=10_000)}
         activity: dict[str, float] = {}
-        for path, count, last in rows:
-            if path in live and classify(path, workspace) in ENTITY_KINDS:
-                days = max(0.0, (now - float(last)) / 86400)
-                activity[path] = 0.7 * math.log10(count + 1) + 0.3 * math.exp(-days / 30)
+        for path, count, last in self.entity_activity(workspace):
+            days = max(0.0, (now - float(last)) / 86400)
+            activity[path] = 0.7 * math.log10(count + 1) + 0.3 * math.exp(-days / 30)
         if not activity:
             return []
         relevance: dict[str, float] = {}
@@ -212,6 +219,25 @@ class ContextAssembler:
         ]
         ranked.sort(key=lambda item: (-item[1], item[0]))
         return ranked
+
+    def entity_activity(self, workspace: str) -> list[tuple[str, int, float]]:
+        """(path, revisions, last change) of the live entity files, read once per head
+        rev of the workspace: the live paths that can be entities first, then the
+        activity of those paths only (by the path index, never every revision)."""
+        head = self.store.head_rev(workspace)  # before reading: a later write only re-reads
+        with self._lock:
+            cached = self._activity.get(workspace)
+            if cached is not None and cached[0] == head:
+                return cached[1]
+        candidates = self.store.live_paths(workspace, containing=entity_hints(workspace))
+        entities = [p for p in candidates if classify(p, workspace) in ENTITY_KINDS]
+        rows = self.store.path_activity(workspace, entities) if entities else []
+        with self._lock:
+            self._activity.pop(workspace, None)
+            self._activity[workspace] = (head, rows)
+            while len(self._activity) > ACTIVITY_CACHE:
+                self._activity.pop(next(iter(self._activity)))
+        return rows
 
     # -- pieces --------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import IO, Any, Literal
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
 
 from memhub.core.paths import fold_case, normalize_path, normalize_prefix, validate_name
 from memhub.core.protocol import MAX_MANIFEST_CHUNKS
@@ -657,16 +657,40 @@ class Store:
             rows = conn.execute(stmt).all()
         return [_row_to_revision(workspace, r) for r in rows]
 
-    def path_activity(self, workspace: str) -> list[tuple[str, int, float]]:
-        """(path, how many revisions it has, when the newest was written) for every path
-        with history (what ranks entities by activity)."""
+    def live_paths(self, workspace: str, *, containing: Sequence[str] = ()) -> list[str]:
+        """Paths of the live files; with ``containing``, only those whose lower-cased path
+        contains one of these strings (a cheap prefilter: a caller decides exactly)."""
         ws_id = self.workspace_id(workspace)
+        stmt = select(files.c.path).where(files.c.workspace_id == ws_id, files.c.deleted.is_(False))
+        if containing:
+            lower = func.lower(files.c.path)
+            stmt = stmt.where(
+                or_(*(lower.contains(s.lower(), autoescape=True) for s in containing))
+            )
         with self.meta.read() as conn:
-            rows = conn.execute(
-                select(revisions.c.path, func.count(), func.max(revisions.c.created_at))
-                .where(revisions.c.workspace_id == ws_id)
-                .group_by(revisions.c.path)
-            ).all()
+            return [str(r[0]) for r in conn.execute(stmt.order_by(files.c.path)).all()]
+
+    def path_activity(
+        self, workspace: str, paths: Sequence[str] | None = None
+    ) -> list[tuple[str, int, float]]:
+        """(path, how many revisions it has, when the newest was written) for every path
+        with history, or only for ``paths`` (by the path index: no scan of every
+        revision). What ranks entities by activity."""
+        ws_id = self.workspace_id(workspace)
+        stmt = (
+            select(revisions.c.path, func.count(), func.max(revisions.c.created_at))
+            .where(revisions.c.workspace_id == ws_id)
+            .group_by(revisions.c.path)
+        )
+        if paths is None:
+            batches: list[Sequence[str] | None] = [None]
+        else:
+            batches = [paths[i : i + 500] for i in range(0, len(paths), 500)]
+        rows: list[Any] = []
+        with self.meta.read() as conn:
+            for batch in batches:
+                chosen = stmt if batch is None else stmt.where(revisions.c.path.in_(batch))
+                rows += conn.execute(chosen).all()
         return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
     def sync_index(self, workspace: str) -> list[Revision]:

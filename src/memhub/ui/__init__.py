@@ -81,11 +81,21 @@ def build_ui(
 ) -> UiMount:
     """The UI sub-application over ``main``'s services (mount it at ``/ui``); sessions in
     Redis when ``redis_url`` is given, else in this process."""
-    from memhub.ui import pages_auth, pages_files, pages_history, pages_ops, pages_search
+    from memhub.ui import (
+        pages_auth,
+        pages_files,
+        pages_history,
+        pages_items,
+        pages_ops,
+        pages_search,
+        pages_sessions,
+    )
 
     ui = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="memhub UI")
-    for name in ("settings", "store", "metrics", "keys", "memory", "default_workspace"):
+    names = ("settings", "store", "metrics", "keys", "memory", "items", "default_workspace")
+    for name in names:
         setattr(ui.state, name, getattr(main.state, name))
+    ui.state.memory_sessions = main.state.sessions  # transcripts → staged edits (not UiSessions)
     ui.state.templates = build_environment()
     ui.state.templates.globals.update(version=__version__, quote=quote)
     ui.state.tree = Tree(main.state.store)
@@ -98,7 +108,8 @@ def build_ui(
     sessions = UiSessions(store, main.state.keys)
     ui.state.sessions = sessions
     ui.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (pages_auth, pages_files, pages_history, pages_search, pages_ops):
+    pages = (pages_auth, pages_files, pages_history, pages_search, pages_sessions, pages_items)
+    for module in (*pages, pages_ops):
         ui.include_router(module.router)
     _install_error_pages(ui)
     ui.add_middleware(GZipMiddleware, minimum_size=1024)

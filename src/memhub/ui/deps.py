@@ -22,13 +22,15 @@ from memhub.auth.principal import Principal
 from memhub.errors import Forbidden, MemhubError
 from memhub.ui.sessions import Session
 
-# (label, path under /ui/w/{ws}/, scope needed). Pages of later issues (sessions, items)
-# are one template and one route each: add a row here and the navigation shows them.
+# (label, path under /ui/w/{ws}/, scope needed). A page is one template and one route
+# module: add a row here and the navigation shows it.
 NAV: list[tuple[str, str, str]] = [
     ("Files", "files/", "read"),
     ("Changes", "changes", "read"),
     ("Search", "search", "read"),
     ("Context", "context", "read"),
+    ("Sessions", "sessions", "read"),
+    ("Items", "items", "read"),
     ("Operations", "ops", "admin"),
 ]
 

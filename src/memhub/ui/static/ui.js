@@ -19,7 +19,7 @@
       return;
     }
     if (pending === "g" && base) {
-      var to = { f: "files/", c: "changes", s: "search", x: "context", o: "ops" }[ev.key];
+      var to = { f: "files/", c: "changes", s: "search", x: "context", o: "ops", t: "sessions", i: "items" }[ev.key];
       pending = null;
       if (to) { ev.preventDefault(); location.href = base + to; }
       return;
