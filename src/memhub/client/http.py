@@ -17,12 +17,19 @@ import httpx
 from memhub import errors
 from memhub.client.retry import RetryPolicy
 from memhub.core.models import (
+    BatchFile,
+    BatchFiles,
+    BatchResult,
+    BatchResults,
     ChangesPage,
+    ContextResult,
     FilePage,
     HistoryPage,
+    IndexRebuild,
     LeaseInfo,
     LeaseList,
     RevisionInfo,
+    SearchPage,
     WorkspaceInfo,
     WriteInfo,
 )
@@ -305,17 +312,17 @@ class MemhubClient:
         response = self.request("GET", url, params=params, timeout=timeout)
         return ChangesPage.model_validate_json(response.content)
 
-    def batch_read(self, paths: list[str], *, workspace: str | None = None) -> list[dict[str, Any]]:
+    def batch_read(self, paths: list[str], *, workspace: str | None = None) -> list[BatchFile]:
         body = {"paths": paths, "encoding": "base64"}
-        return list(
-            self.request("POST", f"{self._ws(workspace)}/batch/read", json=body).json()["files"]
-        )
+        response = self.request("POST", f"{self._ws(workspace)}/batch/read", json=body)
+        return BatchFiles.model_validate_json(response.content).files
 
     def batch_write(
         self, operations: list[dict[str, Any]], *, workspace: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[BatchResult]:
         url = f"{self._ws(workspace)}/batch/write"
-        return list(self.request("POST", url, json={"operations": operations}).json()["results"])
+        response = self.request("POST", url, json={"operations": operations})
+        return BatchResults.model_validate_json(response.content).results
 
     # -- chunks and manifests ------------------------------------------------------------
 
@@ -375,9 +382,10 @@ class MemhubClient:
 
     def search(
         self, query: str, *, k: int = 10, workspace: str | None = None, **filters: Any
-    ) -> dict[str, Any]:
+    ) -> SearchPage:
         body = {"query": query, "k": k, **filters}
-        return dict(self.request("POST", f"{self._ws(workspace)}/search", json=body).json())
+        response = self.request("POST", f"{self._ws(workspace)}/search", json=body)
+        return SearchPage.model_validate_json(response.content)
 
     def context(
         self,
@@ -386,9 +394,11 @@ class MemhubClient:
         depth: str = "basic",
         max_tokens: int = 8000,
         workspace: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ContextResult:
         body = {"conversation": conversation, "depth": depth, "max_tokens": max_tokens}
-        return dict(self.request("POST", f"{self._ws(workspace)}/context", json=body).json())
+        response = self.request("POST", f"{self._ws(workspace)}/context", json=body)
+        return ContextResult.model_validate_json(response.content)
 
-    def rebuild_index(self, *, workspace: str | None = None) -> dict[str, Any]:
-        return dict(self.request("POST", f"{self._ws(workspace)}/index/rebuild").json())
+    def rebuild_index(self, *, workspace: str | None = None) -> IndexRebuild:
+        response = self.request("POST", f"{self._ws(workspace)}/index/rebuild")
+        return IndexRebuild.model_validate_json(response.content)
