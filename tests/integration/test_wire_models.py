@@ -130,6 +130,11 @@ def test_the_document_names_the_models(client: TestClient) -> None:
         ("post", f"{WS}/batch/read"): "BatchFiles",
         ("post", f"{WS}/batch/write"): "BatchResults",
         ("post", f"{WS}/chunks/batch"): "ChunkBatch",
+        ("get", f"{WS}/leases"): "LeaseList",
+        ("post", f"{WS}/leases/{{name}}"): "LeaseInfo",
+        ("post", f"{WS}/leases/{{name}}/renew"): "LeaseInfo",
+        ("post", f"{WS}/leases/{{name}}/release"): "LeaseInfo",
+        ("delete", f"{WS}/leases/{{name}}"): "LeaseInfo",
     }
     for (method, path), name in expected.items():
         templated = path.replace(WS, "/v1/workspaces/{workspace}")

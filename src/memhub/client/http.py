@@ -348,27 +348,24 @@ class MemhubClient:
         *,
         force: bool = False,
         workspace: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> LeaseInfo:
         body = {"holder": holder, "ttl": ttl, "force": force}
-        return dict(
-            self.request(
-                "POST", f"{self._ws(workspace)}/leases/{quote(name, safe='')}", json=body
-            ).json()
-        )
+        url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}"
+        return LeaseInfo.model_validate_json(self.request("POST", url, json=body).content)
 
     def renew(
         self, name: str, holder: str, token: int, ttl: float, *, workspace: str | None = None
-    ) -> dict[str, Any]:
+    ) -> LeaseInfo:
         url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}/renew"
-        return dict(
-            self.request("POST", url, json={"holder": holder, "token": token, "ttl": ttl}).json()
-        )
+        body = {"holder": holder, "token": token, "ttl": ttl}
+        return LeaseInfo.model_validate_json(self.request("POST", url, json=body).content)
 
     def release(
         self, name: str, holder: str, token: int, *, workspace: str | None = None
-    ) -> dict[str, Any]:
+    ) -> LeaseInfo:
         url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}/release"
-        return dict(self.request("POST", url, json={"holder": holder, "token": token}).json())
+        body = {"holder": holder, "token": token}
+        return LeaseInfo.model_validate_json(self.request("POST", url, json=body).content)
 
     def leases(self, *, workspace: str | None = None) -> list[LeaseInfo]:
         response = self.request("GET", f"{self._ws(workspace)}/leases")
