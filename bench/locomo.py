@@ -268,8 +268,8 @@ def load_into(server: Server, conv: Conversation, fmt: str, prefix: str) -> tupl
             for path, content in session_files(conv, fmt, prefix)
         ]
         for result in client.batch_write(operations):
-            if result["status"] not in (200, 201):
-                raise RuntimeError(f"writing {result['path']} failed: {result}")
+            if result.status not in (200, 201):
+                raise RuntimeError(f"writing {result.path} failed: {result}")
         status = client.request("GET", f"/v1/workspaces/{workspace}/index").json()
     return workspace, int(status["blocks"])
 
@@ -277,7 +277,7 @@ def load_into(server: Server, conv: Conversation, fmt: str, prefix: str) -> tupl
 def api_ranker(client: MemhubClient, workspace: str) -> Ranker:
     def rank(question: str) -> list[str]:
         found = client.search(question, k=max(KS), workspace=workspace)
-        return [str(hit["turn_id"]) for hit in found["results"] if hit.get("turn_id")]
+        return [str(hit.turn_id) for hit in found.results if hit.turn_id]
 
     return rank
 

@@ -103,7 +103,9 @@ def bm25_ranker(
 
 
 def check_rules(client: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    ctx = client.context(spec["conversation"], depth=spec["depth"], max_tokens=spec["max_tokens"])
+    ctx = client.context(
+        spec["conversation"], depth=spec["depth"], max_tokens=spec["max_tokens"]
+    ).model_dump()
     rules = [
         key(s["path"], s["heading"])
         for s in ctx["sources"]
@@ -126,7 +128,9 @@ def check_rules(client: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_inflected(client: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    ctx = client.context(spec["conversation"], depth=spec["depth"], max_tokens=spec["max_tokens"])
+    ctx = client.context(
+        spec["conversation"], depth=spec["depth"], max_tokens=spec["max_tokens"]
+    ).model_dump()
     want = key(spec["expect"]["path"], spec["expect"]["heading"])
     relevant = [
         key(s["path"], s["heading"]) for s in ctx["sources"] if s["section"] == "Relevant memories"
@@ -182,7 +186,7 @@ def main() -> int:
 
             def api_rank(query: str) -> list[str]:
                 found = client.search(query, k=DEPTH)
-                return [key(h["path"], h["heading"]) for h in found["results"]]
+                return [key(h.path, h.heading) for h in found.results]
 
             results["memhub API"] = evaluate(queries, api_rank)
             context = spec.get("context_checks", {})

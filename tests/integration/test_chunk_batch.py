@@ -102,3 +102,26 @@ def test_decoding_is_bounded() -> None:
         decode(big, max_chunk_bytes=1000)
     with pytest.raises(BadRequest):
         decode(struct.pack(">32sI", b"\x00" * 32, 10) + b"short", max_chunk_bytes=1000)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_on_batch_and_missing_are_405_naming_only_post(
+    client: TestClient, method: str
+) -> None:
+    """``/chunks/batch`` and ``/chunks/missing`` are not chunk addresses: another method there
+    is a 405 whose ``Allow`` names POST alone, not the per-chunk route's PUT."""
+    for name in ("batch", "missing"):
+        response = client.request(method, f"{WS}/chunks/{name}", content=b"x")
+        body = assert_error(response, 405)
+        assert response.headers["allow"] == "POST", name
+        assert body["context"] == {"allowed": ["POST"]}
+    assert client.get(f"{WS}/chunks/{'a' * 64}").headers["allow"] == "PUT"
+
+
+def test_a_chunk_address_that_merely_starts_like_a_route_is_still_checked(
+    client: TestClient,
+) -> None:
+    for address in ("batches", "missing1", "xbatch"):
+        assert_error(client.put(f"{WS}/chunks/{address}", content=b"x"), 400, "BAD_REQUEST")
+    data = b"a real chunk"
+    assert client.put(f"{WS}/chunks/{sha256(data)}", content=data).status_code == 201

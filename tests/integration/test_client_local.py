@@ -77,7 +77,8 @@ def test_changes_leases_and_workspace_fit_their_models(client: MemhubClient) -> 
     raw_leases = client.request("GET", client._ws(None) + "/leases").json()
     assert_complete(leases[0], raw_leases["leases"][0])
     released = client.force_release("db:x")
-    assert released.token == lease["token"] and not released.active
+    assert isinstance(lease, models.LeaseInfo) and lease.holder == "host-a"
+    assert released.token == lease.token and not released.active
 
     info = client.workspace_info()
     assert (info.name, info.files, info.head_rev) == ("default", 1, 1)

@@ -272,3 +272,28 @@ def test_odd_values_never_reach_a_500(client: TestClient) -> None:
     assert got.json()["info"] == {"when": "2026-01-02", "7": "seven"}
     found = client.post("/product/get_memory", json={"mem_cube_id": "default"})
     assert found.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "field"),
+    [("query", "offset"), ("query", "limit"), ("search", "k"), ("search", "relativity")],
+)
+@pytest.mark.parametrize("value", [False, True, "1"])
+def test_numbers_of_a_query_or_search_are_numbers(
+    client: TestClient, route: str, field: str, value: Any
+) -> None:
+    """``false`` is not 0 and ``"1"`` is not 1: what the document says is an integer or a
+    number must be one (422), as Schemathesis' negative cases check."""
+    add(client, {"memory": "One fact to find."})
+    body: dict[str, Any] = {"query": "fact"} if route == "search" else {}
+    response = client.post(f"{ITEMS}/{route}", json={**body, field: value})
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert error["context"]["errors"][0]["loc"] == ["body", field]
+    assert client.post(f"{ITEMS}/{route}", json={**body, field: 1}).status_code == 200
+
+
+def test_if_rev_of_an_update_is_a_number(client: TestClient) -> None:
+    [item] = add(client, {"memory": "A fact to change."})
+    patched = client.patch(f"{ITEMS}/{item['id']}", json={"memory": "Changed.", "if_rev": True})
+    assert_error(patched, 422, "VALIDATION_ERROR")
+    assert client.get(f"{ITEMS}/{item['id']}").json()["memory"] == "A fact to change."

@@ -318,3 +318,27 @@ def test_openapi_example_of_the_add_request(client: TestClient) -> None:
     assert all({"role", "content"} <= m.keys() for m in example["messages"])
     assert "user_id" in example and "writable_cube_ids" in example
     assert add(client, **{**example, "writable_cube_ids": ["alice"]})
+
+
+@pytest.mark.parametrize(
+    "field", ["top_k", "pref_top_k", "tool_mem_top_k", "skill_mem_top_k", "relativity"]
+)
+@pytest.mark.parametrize("value", [False, True, "5"])
+def test_numbers_of_a_search_are_numbers(client: TestClient, field: str, value: Any) -> None:
+    """MemOS's clients send JSON numbers; ``false`` is not 0 and ``"5"`` is not 5 (422 in
+    MemOS's envelope), while an integral ``10.0`` is the integer 10."""
+    body = {"query": "x", "user_id": "alice", field: value}
+    refused = client.post("/product/search", json=body)
+    assert refused.status_code == 422, refused.text
+    answer = refused.json()
+    assert answer["code"] == 422 and answer["data"] is None
+    assert answer["detail"][0]["loc"] == ["body", field]
+    assert f"[body -> {field}]" in answer["message"]
+    fine = {"query": "x", "user_id": "alice", "top_k": 10.0, "relativity": 1}
+    ok(client.post("/product/search", json=fine), "Search completed successfully")
+
+
+def test_page_numbers_of_get_memory_are_numbers(client: TestClient) -> None:
+    for value in (False, "1"):
+        response = client.post("/product/get_memory", json={"mem_cube_id": "alice", "page": value})
+        assert response.status_code == 422 and response.json()["code"] == 422

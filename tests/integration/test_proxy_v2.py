@@ -93,6 +93,36 @@ def test_missing_or_bad_version_is_422(client: TestClient) -> None:
     assert client.get(f"/sync/{Q}").json()["files"] == {}  # nothing was written
 
 
+@pytest.mark.parametrize("bad", ["", " ", "null", "abc", "-1", "1.5", "1" * 16])
+def test_a_delete_with_a_bad_version_is_422_and_deletes_nothing(
+    client: TestClient, bad: str
+) -> None:
+    """Only an absent If-Match-Version means "unconditional": an empty or non-digit one is
+    a 422, never taken as no condition (as ``If-Match: ""`` must not be on the seed)."""
+    put(client, "keep.md", b"kept", 0)
+    response = client.delete(f"/{Q}/blob/keep.md", headers={"If-Match-Version": bad})
+    assert_error(response, 422, "VALIDATION_ERROR")
+    assert client.get(f"/{Q}/blob/keep.md").content == b"kept"
+    assert client.delete(f"/{Q}/blob/keep.md").status_code == 200  # absent: unconditional
+
+
+def test_the_document_describes_versions_and_bodies_as_they_are(client: TestClient) -> None:
+    """If-Match-Version is text of digits (what a header is), required on PUT, optional but
+    never null on DELETE; the PUT's raw body and the GET's raw bytes are declared."""
+    paths = client.get("/openapi.json").json()["paths"]["/{namespace}/blob/{path}"]
+    for method, required in (("put", True), ("delete", False)):
+        [version] = [p for p in paths[method]["parameters"] if p["name"] == "If-Match-Version"]
+        assert version["required"] is required
+        assert version["schema"]["type"] == "string" and "anyOf" not in version["schema"]
+        assert version["schema"]["pattern"] == "^[0-9]{1,15}$"
+    assert "application/octet-stream" in paths["put"]["requestBody"]["content"]
+    assert {"200", "201", "412", "422"} <= paths["put"]["responses"].keys()
+    assert "*/*" in paths["get"]["responses"]["200"]["content"]
+    # a header not in the document is ignored, as HTTP has it (proxies add their own)
+    extra = {"If-Match-Version": "0", "X-Forwarded-Proto": "https", "X-Unknown": "42"}
+    assert client.put(f"/{Q}/blob/extra.md", content=b"x", headers=extra).status_code == 201
+
+
 def test_delete_tombstone_and_recreate(client: TestClient) -> None:
     v1 = int(put(client, "doc.md", b"one", 0).headers["x-version"])  # type: ignore[attr-defined]
     stale = client.delete(f"/{Q}/blob/doc.md", headers={"If-Match-Version": str(v1 + 5)})

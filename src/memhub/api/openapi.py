@@ -167,7 +167,7 @@ def _describe_operation(path: str, method: str, operation: dict[str, Any], publi
     if operation.get("description") and _generated(operation):
         operation["summary"] = summary_of(operation["description"])
     operation["parameters"] = [
-        p
+        _absent_not_null(p)
         for p in operation.get("parameters", [])
         if not (p.get("in") == "header" and p["name"].lower() in ("content-type", "authorization"))
     ]
@@ -210,6 +210,21 @@ def _describe_operation(path: str, method: str, operation: dict[str, Any], publi
             entry["content"] = {"application/json": {"schema": schema}}
         if status == 429:
             entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+
+
+def _absent_not_null(parameter: dict[str, Any]) -> dict[str, Any]:
+    """An optional header has no null value: it is sent or it is absent. FastAPI documents
+    ``str | None`` as ``anyOf [string, null]``, which says the text ``null`` is valid;
+    keep only the value's own schema."""
+    schema = parameter.get("schema", {})
+    branches = schema.get("anyOf")
+    if parameter.get("in") != "header" or parameter.get("required") or not branches:
+        return parameter
+    values = [b for b in branches if b.get("type") != "null"]
+    if len(values) != 1 or len(values) == len(branches):
+        return parameter
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**parameter, "schema": {**values[0], **rest}}
 
 
 def install_openapi(app: FastAPI, *, public_paths: frozenset[str]) -> None:

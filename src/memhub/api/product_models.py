@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from memhub.api.routes.common import StrictBody
 from memhub.errors import MemhubError
 
 log = logging.getLogger("memhub.product")
@@ -207,7 +208,7 @@ ADD_EXAMPLE: dict[str, Any] = {
 }
 
 
-class APIADDRequest(BaseModel):
+class APIADDRequest(StrictBody):
     model_config = ConfigDict(json_schema_extra={"example": ADD_EXAMPLE})
 
     user_id: str | None = Field(default=None, max_length=255)
@@ -226,7 +227,7 @@ class APIADDRequest(BaseModel):
     is_feedback: bool = False
 
 
-class APISearchRequest(BaseModel):
+class APISearchRequest(StrictBody):
     query: str = Field(max_length=10_000)
     user_id: str = Field(max_length=255)
     readable_cube_ids: list[str] | None = Field(default=None, max_length=100)
@@ -245,7 +246,7 @@ class APISearchRequest(BaseModel):
     skill_mem_top_k: int = 6
 
 
-class APIGetAllRequest(BaseModel):
+class APIGetAllRequest(StrictBody):
     user_id: str = Field(max_length=255)
     memory_type: Literal["text_mem", "act_mem", "param_mem", "para_mem"]
     mem_cube_ids: list[str] | None = Field(default=None, max_length=100)
@@ -253,7 +254,7 @@ class APIGetAllRequest(BaseModel):
     search_type: Literal["embedding", "fulltext"] = "fulltext"
 
 
-class GetMemoryRequest(BaseModel):
+class GetMemoryRequest(StrictBody):
     mem_cube_id: str
     user_id: str | None = None
     page: int | None = Field(default=None, ge=1)
@@ -264,7 +265,7 @@ class GetMemoryRequest(BaseModel):
     include_skill_memory: bool = True
 
 
-class DeleteMemoryRequest(BaseModel):
+class DeleteMemoryRequest(StrictBody):
     writable_cube_ids: list[str] | None = Field(default=None, max_length=100)
     memory_ids: list[str] | None = Field(default=None, max_length=MAX_IDS)
     file_ids: list[str] | None = Field(default=None, max_length=MAX_IDS)
@@ -273,5 +274,5 @@ class DeleteMemoryRequest(BaseModel):
     session_id: str | None = None
 
 
-class ExistCubeRequest(BaseModel):
+class ExistCubeRequest(StrictBody):
     mem_cube_id: str = Field(max_length=255)

@@ -51,22 +51,22 @@ def search(
     except MemhubError as exc:
         fail_with(exc, json_output)
     if json_output:
-        print_json(found)
+        print_json(found.model_dump(mode="json"))
         return
-    if not found["results"]:
+    if not found.results:
         console.print("no results")
     from rich.console import Console
     from rich.markup import escape
 
     out = Console(highlight=False, soft_wrap=True)  # results go to stdout, messages to stderr
-    for hit in found["results"]:
-        heading = escape(" / ".join(hit["heading"]))
+    for hit in found.results:
+        heading = escape(" / ".join(hit.heading))
         out.print(
-            f"[bold]{escape(hit['path'])}[/bold]:{hit['line_start']}-{hit['line_end']}  "
-            f"[dim]{heading}  rev {hit['rev']}  score {hit['score']}[/dim]",
+            f"[bold]{escape(hit.path)}[/bold]:{hit.line_start}-{hit.line_end}  "
+            f"[dim]{heading}  rev {hit.rev}  score {hit.score}[/dim]",
             soft_wrap=True,
         )
-        typer.echo(f"  {hit['snippet']}")
+        typer.echo(f"  {hit.snippet}")
 
 
 def context(
@@ -104,9 +104,9 @@ def context(
     except MemhubError as exc:
         fail_with(exc, json_output)
     if json_output:
-        print_json(result)
-    elif result.get("markdown", "").strip():
-        typer.echo(result["markdown"])
+        print_json(result.model_dump(mode="json"))
+    elif result.markdown.strip():
+        typer.echo(result.markdown)
     else:
         console.print(
             f"nothing in workspace {chosen.workspace} matches "
@@ -128,7 +128,6 @@ def reindex(
     except MemhubError as exc:
         fail_with(exc, json_output)
     if json_output:
-        print_json(stats)
+        print_json(stats.model_dump(mode="json"))
     else:
-        files = stats.get("files", "?")
-        console.print(f"indexed {stats['blocks']} blocks of {files} files at rev {stats['rev']}")
+        console.print(f"indexed {stats.blocks} blocks of {stats.files} files at rev {stats.rev}")

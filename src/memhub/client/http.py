@@ -17,12 +17,19 @@ import httpx
 from memhub import errors
 from memhub.client.retry import RetryPolicy
 from memhub.core.models import (
+    BatchFile,
+    BatchFiles,
+    BatchResult,
+    BatchResults,
     ChangesPage,
+    ContextResult,
     FilePage,
     HistoryPage,
+    IndexRebuild,
     LeaseInfo,
     LeaseList,
     RevisionInfo,
+    SearchPage,
     WorkspaceInfo,
     WriteInfo,
 )
@@ -305,17 +312,17 @@ class MemhubClient:
         response = self.request("GET", url, params=params, timeout=timeout)
         return ChangesPage.model_validate_json(response.content)
 
-    def batch_read(self, paths: list[str], *, workspace: str | None = None) -> list[dict[str, Any]]:
+    def batch_read(self, paths: list[str], *, workspace: str | None = None) -> list[BatchFile]:
         body = {"paths": paths, "encoding": "base64"}
-        return list(
-            self.request("POST", f"{self._ws(workspace)}/batch/read", json=body).json()["files"]
-        )
+        response = self.request("POST", f"{self._ws(workspace)}/batch/read", json=body)
+        return BatchFiles.model_validate_json(response.content).files
 
     def batch_write(
         self, operations: list[dict[str, Any]], *, workspace: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[BatchResult]:
         url = f"{self._ws(workspace)}/batch/write"
-        return list(self.request("POST", url, json={"operations": operations}).json()["results"])
+        response = self.request("POST", url, json={"operations": operations})
+        return BatchResults.model_validate_json(response.content).results
 
     # -- chunks and manifests ------------------------------------------------------------
 
@@ -341,27 +348,24 @@ class MemhubClient:
         *,
         force: bool = False,
         workspace: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> LeaseInfo:
         body = {"holder": holder, "ttl": ttl, "force": force}
-        return dict(
-            self.request(
-                "POST", f"{self._ws(workspace)}/leases/{quote(name, safe='')}", json=body
-            ).json()
-        )
+        url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}"
+        return LeaseInfo.model_validate_json(self.request("POST", url, json=body).content)
 
     def renew(
         self, name: str, holder: str, token: int, ttl: float, *, workspace: str | None = None
-    ) -> dict[str, Any]:
+    ) -> LeaseInfo:
         url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}/renew"
-        return dict(
-            self.request("POST", url, json={"holder": holder, "token": token, "ttl": ttl}).json()
-        )
+        body = {"holder": holder, "token": token, "ttl": ttl}
+        return LeaseInfo.model_validate_json(self.request("POST", url, json=body).content)
 
     def release(
         self, name: str, holder: str, token: int, *, workspace: str | None = None
-    ) -> dict[str, Any]:
+    ) -> LeaseInfo:
         url = f"{self._ws(workspace)}/leases/{quote(name, safe='')}/release"
-        return dict(self.request("POST", url, json={"holder": holder, "token": token}).json())
+        body = {"holder": holder, "token": token}
+        return LeaseInfo.model_validate_json(self.request("POST", url, json=body).content)
 
     def leases(self, *, workspace: str | None = None) -> list[LeaseInfo]:
         response = self.request("GET", f"{self._ws(workspace)}/leases")
@@ -375,9 +379,10 @@ class MemhubClient:
 
     def search(
         self, query: str, *, k: int = 10, workspace: str | None = None, **filters: Any
-    ) -> dict[str, Any]:
+    ) -> SearchPage:
         body = {"query": query, "k": k, **filters}
-        return dict(self.request("POST", f"{self._ws(workspace)}/search", json=body).json())
+        response = self.request("POST", f"{self._ws(workspace)}/search", json=body)
+        return SearchPage.model_validate_json(response.content)
 
     def context(
         self,
@@ -386,9 +391,11 @@ class MemhubClient:
         depth: str = "basic",
         max_tokens: int = 8000,
         workspace: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ContextResult:
         body = {"conversation": conversation, "depth": depth, "max_tokens": max_tokens}
-        return dict(self.request("POST", f"{self._ws(workspace)}/context", json=body).json())
+        response = self.request("POST", f"{self._ws(workspace)}/context", json=body)
+        return ContextResult.model_validate_json(response.content)
 
-    def rebuild_index(self, *, workspace: str | None = None) -> dict[str, Any]:
-        return dict(self.request("POST", f"{self._ws(workspace)}/index/rebuild").json())
+    def rebuild_index(self, *, workspace: str | None = None) -> IndexRebuild:
+        response = self.request("POST", f"{self._ws(workspace)}/index/rebuild")
+        return IndexRebuild.model_validate_json(response.content)

@@ -10,6 +10,8 @@ newer server).
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -79,3 +81,125 @@ class WorkspaceInfo(Wire):
     head_rev: int
     files: int
     bytes: int = 0
+
+
+# -- search, context and the index (``/v1/workspaces/{ws}/search|context|index``) -------
+
+
+class SearchHit(Wire):
+    """One block that matched: where it is, its highlighted snippet and its score."""
+
+    path: str
+    heading: list[str]
+    line_start: int
+    line_end: int
+    rev: int
+    score: float
+    snippet: str
+    file_kind: str
+    always_load: bool
+    strength: str | None = None
+    turn_id: str | None = None
+    speaker: str | None = None
+    date: float
+
+
+class SearchPage(Wire):
+    query: str
+    total: int
+    offset: int
+    results: list[SearchHit]
+    next_offset: int | None = None
+
+
+class IndexProblem(Wire):
+    """A file the index could not read as its kind (indexed as text, or left out)."""
+
+    path: str
+    rev: int
+    kind: str
+    error_code: str
+    detail: str
+
+
+class ContextSource(Wire):
+    section: str
+    path: str
+    heading: list[str]
+    rev: int
+    tokens: int
+    line_start: int | None = None
+    line_end: int | None = None
+
+
+class ContextResult(Wire):
+    """The assembled markdown (never over ``max_tokens``) and where each part came from."""
+
+    workspace: str
+    depth: str
+    max_tokens: int
+    tokens: int
+    markdown: str
+    sources: list[ContextSource]
+    skipped: int
+    problems: list[IndexProblem]
+
+
+class IndexRebuild(Wire):
+    files: int
+    blocks: int
+    rev: int
+    problems: list[IndexProblem]
+
+
+# -- batches (``/v1/workspaces/{ws}/batch/read|write``, ``…/chunks/batch``) ---------------
+# A batch result holds only the keys that apply to it (a failed operation has ``error``
+# and no ``revision``); the routes answer with ``response_model_exclude_unset`` so the
+# JSON is the same as before these models.
+
+
+class ErrorInfo(Wire):
+    detail: str
+    error_code: str
+    context: dict[str, Any] | None = None
+    hint: str | None = None
+
+
+class BatchFile(Wire):
+    """One path of a batch read: 200 with content, 413 past the byte budget, or an error."""
+
+    path: str
+    status: int
+    revision: RevisionInfo | None = None
+    content: str | None = None
+    encoding: Literal["utf-8", "base64"] | None = None
+    error: ErrorInfo | None = None
+
+
+class BatchFiles(Wire):
+    files: list[BatchFile]
+
+
+class BatchResult(Wire):
+    """One operation of a batch write: its status and the new head, or its error."""
+
+    path: str
+    status: int
+    revision: WriteInfo | None = None
+    error: ErrorInfo | None = None
+
+
+class BatchResults(Wire):
+    results: list[BatchResult]
+
+
+class StoredChunk(Wire):
+    sha256: str
+    size: int
+    created: bool
+
+
+class ChunkBatch(Wire):
+    chunks: list[StoredChunk]
+    bytes: int
+    wire_bytes: int

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from memhub.client.http import error_from_response
+from memhub.core.models import ContextResult, SearchPage
 from memhub.core.paths import normalize_path
 from memhub.errors import BadRequest, PayloadTooLarge, StorageUnavailable
 
@@ -84,11 +85,13 @@ class Hub:
 
     # -- memory ---------------------------------------------------------------------
 
-    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.json("POST", f"{self.base}/search", json=body))
+    async def search(self, body: dict[str, Any]) -> SearchPage:
+        response = await self.request("POST", f"{self.base}/search", json=body)
+        return SearchPage.model_validate_json(response.content)
 
-    async def context(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.json("POST", f"{self.base}/context", json=body))
+    async def context(self, body: dict[str, Any]) -> ContextResult:
+        response = await self.request("POST", f"{self.base}/context", json=body)
+        return ContextResult.model_validate_json(response.content)
 
     # -- files ------------------------------------------------------------------------
 

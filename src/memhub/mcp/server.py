@@ -271,7 +271,7 @@ def _add_resources(server: MCPServer[Connector]) -> None:
         return [
             UserMessage(
                 "Here is what memhub remembers that is relevant to this conversation:\n\n"
-                + result["markdown"]
+                + result.markdown
             ),
             UserMessage(message),
         ]

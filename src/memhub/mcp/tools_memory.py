@@ -57,7 +57,7 @@ async def search_memory(
         body["since"] = since
     found = await hub(ctx).search(body)
     return SearchResult(
-        results=[Hit.model_validate(h) for h in found["results"]], total=found["total"]
+        results=[Hit.model_validate(h.model_dump()) for h in found.results], total=found.total
     )
 
 
@@ -102,4 +102,4 @@ async def get_context(
             "max_tokens": max_tokens,
         }
     )
-    return ContextResult.model_validate(result)
+    return ContextResult.model_validate(result.model_dump())

@@ -119,7 +119,7 @@ class LeaseGuard:
                 hint="wait for it, or take the lease over with --force "
                 "(the other writer's commit is then refused)",
             ) from exc
-        self.token = int(lease["token"])
+        self.token = lease.token
         self._thread = threading.Thread(target=self._renew, name=f"renew {self.name}", daemon=True)
         self._thread.start()
         return self

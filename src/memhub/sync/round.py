@@ -15,9 +15,9 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from memhub.client.http import MemhubClient
+from memhub.core.models import ErrorInfo
 from memhub.errors import MemhubError
 from memhub.sync.local import (
     Entry,
@@ -139,10 +139,10 @@ class Round:
                 self.report.fail(step.path, exc)
             return
         for (step, data), result in zip(batch, results, strict=True):
-            if result["status"] in (200, 201):
-                self._uploaded(step, result["revision"], len(data))
+            if result.status in (200, 201) and result.revision is not None:
+                self._uploaded(step, result.revision.sha256, result.revision.rev, len(data))
             else:
-                self.report.fail(step.path, result["error"]["detail"])
+                self.report.fail(step.path, _failure(result.status, result.error))
 
     def _upload_large(
         self,
@@ -157,26 +157,25 @@ class Round:
                     handle,
                     if_match=condition.get("if_match", "").strip('"') or None,
                     if_none_match="if_none_match" in condition,
-                ).model_dump()
+                )
         except (OSError, MemhubError) as exc:
             self.report.fail(step.path, exc)
             return
-        if revision["sha256"] != step.local:  # changed while it was read
+        if revision.sha256 != step.local:  # changed while it was read
             self.report.skip(step.path)
             return
-        self._uploaded(step, revision, revision["size"])
+        self._uploaded(step, revision.sha256, revision.rev, revision.size)
 
     def _uploaded(
         self,
         step: Step,
-        revision: dict[str, Any],
+        sha256: str,
+        rev: int,
         size: int,
     ) -> None:
         found = self.local[step.path]
-        self.state.files[step.path] = Entry(
-            revision["sha256"], revision["rev"], found.size, found.mtime_ns
-        )
-        self.remote[step.path] = Remote(revision["sha256"], revision["rev"])
+        self.state.files[step.path] = Entry(sha256, rev, found.size, found.mtime_ns)
+        self.remote[step.path] = Remote(sha256, rev)
         self.report.uploaded.append(step.path)
         self.report.bytes_up += size
         self.progress("upload", size)
@@ -191,17 +190,17 @@ class Round:
                     self.report.fail(step.path, exc)
                 continue
             for step, item in zip(chunk, files, strict=True):
-                if item["status"] == 200:
+                if item.status == 200 and item.content is not None and item.revision:
                     data = (
-                        base64.b64decode(item["content"])
-                        if item["encoding"] == "base64"
-                        else item["content"].encode()
+                        base64.b64decode(item.content)
+                        if item.encoding == "base64"
+                        else item.content.encode()
                     )
-                    self._store_download(step, data, item["revision"])
-                elif item["status"] == 413:
+                    self._store_download(step, data, item.revision.sha256, item.revision.rev)
+                elif item.status == 413:
                     self._download_large(step)
                 else:
-                    self.report.fail(step.path, item["error"]["detail"])
+                    self.report.fail(step.path, _failure(item.status, item.error))
 
     def _download_large(self, step: Step) -> None:
         try:
@@ -209,20 +208,18 @@ class Round:
         except MemhubError as exc:
             self.report.fail(step.path, exc)
             return
-        revision = {
-            "sha256": headers.get("etag", "").strip('"'),
-            "rev": int(headers.get("x-memhub-rev", 0)),
-        }
-        self._store_download(step, data, revision)
+        sha256 = headers.get("etag", "").strip('"')
+        self._store_download(step, data, sha256, int(headers.get("x-memhub-rev", 0)))
 
     def _store_download(
         self,
         step: Step,
         data: bytes,
-        revision: dict[str, Any],
+        sha256: str,
+        rev: int,
     ) -> None:
         sha = hashlib.sha256(data).hexdigest()
-        if sha != revision["sha256"]:
+        if sha != sha256:
             self.report.fail(step.path, "downloaded bytes fail their checksum")
             return
         current = self.root / step.path
@@ -234,8 +231,8 @@ class Round:
         except (OSError, MemhubError) as exc:
             self.report.fail(step.path, exc)
             return
-        self.state.files[step.path] = Entry(sha, revision["rev"], st.st_size, st.st_mtime_ns)
-        self.remote[step.path] = Remote(sha, revision["rev"])
+        self.state.files[step.path] = Entry(sha, rev, st.st_size, st.st_mtime_ns)
+        self.remote[step.path] = Remote(sha, rev)
         self.report.downloaded.append(step.path)
         self.report.bytes_down += len(data)
         self.progress("download", len(data))
@@ -272,14 +269,14 @@ class Round:
                     self.report.fail(step.path, exc)
                 continue
             for step, result in zip(chunk, results, strict=True):
-                if result["status"] == 200 or result["status"] == 404:
+                if result.status in (200, 404):
                     self.state.files.pop(step.path, None)
-                    rev = result.get("revision", {}).get("rev", 0)
+                    rev = result.revision.rev if result.revision is not None else 0
                     self.remote[step.path] = Remote(None, rev)
                     self.report.deleted_remote.append(step.path)
                     self.progress("delete", 0)
                 else:
-                    self.report.fail(step.path, result["error"]["detail"])
+                    self.report.fail(step.path, _failure(result.status, result.error))
 
     def _conflict(
         self,
@@ -306,3 +303,8 @@ class Round:
         self.report.conflicts.append({"path": step.path, "copy": copy})
         self._download([Step(step.path, Action.DOWNLOAD, step.base, None, step.remote)])
         self._upload([Step(copy, Action.UPLOAD, None, step.local, None)])
+
+
+def _failure(status: int, error: ErrorInfo | None) -> str:
+    """What a batch operation that failed says about it."""
+    return error.detail if error is not None else f"the server answered {status}"

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from memhub.api.routes.common import PrincipalDep, access
+from memhub.api.routes.common import PrincipalDep, StrictBody, access
 from memhub.api.routes.memory import MAX_CONVERSATION, MemoryDep, Message
 from memhub.api.routes.responses import COMMON, errors
 from memhub.api.routes.sessions import SessionsDep, meta
@@ -41,7 +41,7 @@ class ContextBody(BaseModel):
     depth: Literal["basic", "wide", "deep", "temporal"] = "basic"
 
 
-class SearchBody(BaseModel):
+class SearchBody(StrictBody):
     query: str = Field(max_length=10_000)
     k: int = Field(default=5, ge=1, le=200)
 

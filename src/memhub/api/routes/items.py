@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.routes import responses
-from memhub.api.routes.common import PrincipalDep, WorkspaceName, access
+from memhub.api.routes.common import PrincipalDep, StrictBody, WorkspaceName, access
 from memhub.errors import BadRequest
 from memhub.memory.item_file import Item
 from memhub.memory.item_filter import compile_filter
@@ -37,7 +37,7 @@ async def get_items(request: Request) -> Items:
 ItemsDep = Annotated[Items, Depends(get_items)]
 
 
-class ItemIn(BaseModel):
+class ItemIn(StrictBody):
     memory: str = Field(min_length=1, max_length=100_000)
     cube_id: str | None = Field(default=None, max_length=64, description="default: the workspace")
     memory_type: str = Field(default="LongTermMemory", min_length=1, max_length=64)
@@ -49,7 +49,7 @@ class ItemIn(BaseModel):
     user_id: str | None = Field(default=None, max_length=255)
 
 
-class CreateItems(BaseModel):
+class CreateItems(StrictBody):
     items: list[ItemIn] = Field(min_length=1, max_length=1000)
 
 
@@ -87,14 +87,14 @@ class ItemPage(BaseModel):
     next_offset: int | None
 
 
-class ItemQuery(BaseModel):
+class ItemQuery(StrictBody):
     filter: dict[str, Any] | None = None
     cube_id: str | None = Field(default=None, max_length=64)
     offset: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class ItemUpdate(BaseModel):
+class ItemUpdate(StrictBody):
     memory: str | None = Field(default=None, min_length=1, max_length=100_000)
     memory_type: str | None = Field(default=None, min_length=1, max_length=64)
     key: str | None = Field(default=None, max_length=200)
@@ -108,7 +108,7 @@ class ItemUpdate(BaseModel):
     )
 
 
-class ItemSearch(BaseModel):
+class ItemSearch(StrictBody):
     query: str = Field(max_length=10_000)
     k: int = Field(default=10, ge=1, le=MAX_K)
     cube_id: str | None = Field(default=None, max_length=64)

@@ -12,6 +12,7 @@ from pydantic import Field
 from memhub.api.context import get_principal
 from memhub.api.routes.common import PrincipalDep, StrictBody, access
 from memhub.auth.principal import Principal
+from memhub.core.models import ContextResult, IndexRebuild, SearchPage
 from memhub.errors import BadRequest
 from memhub.memory.index import SearchFilters
 from memhub.memory.service import MAX_K, Memory
@@ -186,7 +187,7 @@ def _moment(value: float | str | None, name: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _search(memory: Memory, workspace: str, body: SearchRequest) -> dict[str, Any]:
+def _search(memory: Memory, workspace: str, body: SearchRequest) -> SearchPage:
     filters = SearchFilters(
         path_prefix=body.path_prefix or None,
         file_kinds=tuple(body.file_kinds),
@@ -196,13 +197,14 @@ def _search(memory: Memory, workspace: str, body: SearchRequest) -> dict[str, An
     )
     found = memory.search(workspace, body.query, k=body.k, offset=body.offset, filters=filters)
     more = body.offset + len(found["results"]) < found["total"]
-    return {**found, "next_offset": body.offset + len(found["results"]) if more else None}
+    next_offset = body.offset + len(found["results"]) if more else None
+    return SearchPage.model_validate({**found, "next_offset": next_offset})
 
 
 @router.post("/v1/workspaces/{workspace}/search", tags=["v1"])
 def v1_search(
     workspace: str, body: SearchRequest, memory: MemoryDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> SearchPage:
     """Search with filters (path prefix, file kinds, date range, always-load only) and paging."""
     return _search(memory, access(principal, workspace, "read"), body)
 
@@ -216,7 +218,7 @@ def v1_search_get(
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     prefix: Annotated[str | None, Query(max_length=1024)] = None,
-) -> dict[str, Any]:
+) -> SearchPage:
     """The same search from a URL: ``?q=…&k=…&offset=…&prefix=…``."""
     body = SearchRequest(query=q, k=k, offset=offset, path_prefix=prefix)
     return _search(memory, access(principal, workspace, "read"), body)
@@ -231,13 +233,13 @@ class ContextRequest(StrictBody):
 @router.post("/v1/workspaces/{workspace}/context", tags=["v1"])
 def v1_context(
     workspace: str, body: ContextRequest, memory: MemoryDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> ContextResult:
     """The assembled markdown (never over ``max_tokens``) and its sources with token counts."""
     workspace = access(principal, workspace, "read")
     ctx = memory.context(
         workspace, _conversation(body.conversation), depth=body.depth, max_tokens=body.max_tokens
     )
-    return ctx.to_dict()
+    return ContextResult.model_validate(ctx.to_dict())
 
 
 @router.get("/v1/workspaces/{workspace}/index", tags=["v1"])
@@ -247,6 +249,6 @@ def v1_index_status(workspace: str, memory: MemoryDep, principal: PrincipalDep) 
 
 
 @router.post("/v1/workspaces/{workspace}/index/rebuild", tags=["v1"])
-def v1_index_rebuild(workspace: str, memory: MemoryDep, principal: PrincipalDep) -> dict[str, Any]:
+def v1_index_rebuild(workspace: str, memory: MemoryDep, principal: PrincipalDep) -> IndexRebuild:
     """Rebuild the workspace's search index from the store."""
-    return memory.rebuild(access(principal, workspace, "write"))
+    return IndexRebuild.model_validate(memory.rebuild(access(principal, workspace, "write")))

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.context import RequestContext, authorize, get_context, get_store
-from memhub.api.routes.common import MAX_HEADER_TEXT, MAX_INT64
+from memhub.api.routes.common import MAX_HEADER_TEXT
 from memhub.api.syncindex import index_response
 from memhub.api.transfer import close_body, content_response, fetch, receive_body, seed_headers
 from memhub.core.paths import normalize_path
@@ -39,11 +39,22 @@ from memhub.store import Precondition, Store
 router = APIRouter(tags=["memory-proxy-v2"])
 Ctx = Annotated[RequestContext, Depends(get_context)]
 StoreDep = Annotated[Store, Depends(get_store)]
+# A version is a header, so text: digits, documented as a pattern rather than an integer
+# (an integer schema for a header is what a schema tool cannot check on the wire). 15 digits
+# are far above any rev and below JSON's exact integers. On DELETE the header is optional:
+# absent means unconditional; an empty or non-digit value is a 422, never "no condition".
+VERSION_PATTERN = r"^[0-9]{1,15}$"
 Version = Annotated[
-    int, Header(alias="If-Match-Version", ge=0, le=MAX_INT64, description="0: must not exist")
+    str,
+    Header(alias="If-Match-Version", pattern=VERSION_PATTERN, description="0: must not exist"),
 ]
 OptionalVersion = Annotated[
-    int | None, Header(alias="If-Match-Version", ge=0, le=MAX_INT64, description="head rev")
+    str | None,
+    Header(
+        alias="If-Match-Version",
+        pattern=VERSION_PATTERN,
+        description="the head's version; absent: delete whatever is there",
+    ),
 ]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -54,6 +65,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "If-Match-Version missing (PUT) or not an integer"},
 }
 _WRITE_ERRORS = {**_ERRORS, 412: {"description": "If-Match-Version does not hold"}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_INDEX = {"application/json": {"schema": {"type": "object"}}}
 _SEPARATOR = "/blob/"
 
 
@@ -171,7 +184,10 @@ async def namespace_index(namespace: str, ctx: Ctx, store: StoreDep, request: Re
     return await index_response(request, store, ctx.workspace, prefix, versions=True)
 
 
-@router.get("/{namespace:path}/blob/{path:path}", responses=_ERRORS)
+@router.get(
+    "/{namespace:path}/blob/{path:path}",
+    responses={**_ERRORS, 200: {"description": "the file's bytes", "content": {"*/*": _BINARY}}},
+)
 async def read_blob(
     namespace: str, path: str, ctx: Ctx, store: StoreDep, request: Request
 ) -> Response:
@@ -187,7 +203,18 @@ async def read_blob(
 
 @router.put(
     "/{namespace:path}/blob/{path:path}",
-    responses={**_WRITE_ERRORS, 201: {"description": "created"}, 413: {"description": "body"}},
+    responses={
+        **_WRITE_ERRORS,
+        200: {"description": "updated; the namespace's sync index", "content": _INDEX},
+        201: {"description": "created; the namespace's sync index", "content": _INDEX},
+        413: {"description": "body"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": _BINARY, "*/*": _BINARY},
+        }
+    },
 )
 async def write_blob(
     namespace: str,
@@ -205,7 +232,8 @@ async def write_blob(
     prefix, key = _target(request, namespace, path)
     if content_type is not None and len(content_type) > MAX_HEADER_TEXT:
         raise BadRequest(f"Content-Type is limited to {MAX_HEADER_TEXT} characters")
-    precondition = Precondition(exists=False) if version == 0 else Precondition(version=version)
+    wanted = int(version)
+    precondition = Precondition(exists=False) if wanted == 0 else Precondition(version=wanted)
     body = await receive_body(request)
     try:
         if content_md5 is not None:
@@ -222,7 +250,7 @@ async def write_blob(
             )
         )
     except PreconditionFailed as exc:
-        raise await _conflict(store, ctx.workspace, key, exc, version) from exc
+        raise await _conflict(store, ctx.workspace, key, exc, wanted) from exc
     finally:
         close_body(body)
     metrics = request.app.state.metrics
@@ -244,7 +272,13 @@ async def write_blob(
     )
 
 
-@router.delete("/{namespace:path}/blob/{path:path}", responses=_WRITE_ERRORS)
+@router.delete(
+    "/{namespace:path}/blob/{path:path}",
+    responses={
+        **_WRITE_ERRORS,
+        200: {"description": "deleted; the namespace's sync index", "content": _INDEX},
+    },
+)
 async def delete_blob(
     namespace: str,
     path: str,
@@ -257,12 +291,13 @@ async def delete_blob(
     200 with X-Version and the namespace's whole sync index; 404 absent or deleted."""
     authorize(ctx.principal, ctx.workspace, "write")
     prefix, key = _target(request, namespace, path)
-    if version is None:
+    wanted = None if version is None else int(version)
+    if wanted is None:
         precondition = Precondition()
-    elif version == 0:
+    elif wanted == 0:
         precondition = Precondition(exists=False)
     else:
-        precondition = Precondition(version=version)
+        precondition = Precondition(version=wanted)
     try:
         revision = await run_in_threadpool(
             lambda: store.delete(
@@ -270,7 +305,7 @@ async def delete_blob(
             )
         )
     except PreconditionFailed as exc:
-        raise await _conflict(store, ctx.workspace, key, exc, version or 0) from exc
+        raise await _conflict(store, ctx.workspace, key, exc, wanted or 0) from exc
     request.app.state.metrics.revisions.labels("delete").inc()
     headers = {"x-version": str(revision.rev), "x-memhub-rev": str(revision.rev)}
     return await index_response(

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.metrics import Metrics
-from memhub.api.routes.common import PrincipalDep, access
+from memhub.api.routes.common import PrincipalDep, StrictBody, access
 from memhub.api.routes.responses import COMMON, errors
 from memhub.auth.principal import Principal
 from memhub.config import Settings
@@ -156,7 +156,7 @@ async def seed_process_and_commit(
 # -- /v1 ----------------------------------------------------------------------------
 
 
-class V1ProcessBody(BaseModel):
+class V1ProcessBody(StrictBody):
     memory_input: str = Field(max_length=MAX_TRANSCRIPT_CHARS)
     session_id: str = Field(min_length=1, max_length=128)
     session_date: str | None = Field(default=None, max_length=32)

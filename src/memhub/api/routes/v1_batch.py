@@ -23,6 +23,7 @@ from memhub.api.routes.common import (
     precondition_from_headers,
 )
 from memhub.api.routes.v1_files import revision_json
+from memhub.core.models import BatchFiles, BatchResults
 from memhub.errors import BadRequest, MemhubError
 from memhub.store import Store
 
@@ -115,13 +116,14 @@ def _read_all(store: Store, workspace: str, body: BatchRead) -> list[dict[str, A
     return results
 
 
-@router.post("/workspaces/{workspace}/batch/read")
+@router.post("/workspaces/{workspace}/batch/read", response_model_exclude_unset=True)
 async def batch_read(
     workspace: str, body: BatchRead, store: StoreDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> BatchFiles:
     """The heads and contents of up to 1,000 paths (64 MiB of content at most)."""
     workspace = access(principal, workspace, "read")
-    return {"files": await run_in_threadpool(_read_all, store, workspace, body)}
+    files = await run_in_threadpool(_read_all, store, workspace, body)
+    return BatchFiles.model_validate({"files": files})
 
 
 def _write_all(
@@ -167,12 +169,12 @@ def _write_all(
     return results
 
 
-@router.post("/workspaces/{workspace}/batch/write")
+@router.post("/workspaces/{workspace}/batch/write", response_model_exclude_unset=True)
 async def batch_write(
     workspace: str, body: BatchWrite, store: StoreDep, principal: PrincipalDep, request: Request
-) -> dict[str, Any]:
+) -> BatchResults:
     """Up to 1,000 puts and deletes, each with its own precondition and result."""
     workspace = access(principal, workspace, "write")
     max_bytes = request.app.state.settings.max_body_bytes
     results = await run_in_threadpool(_write_all, store, workspace, body, principal.name, max_bytes)
-    return {"results": results}
+    return BatchResults.model_validate({"results": results})

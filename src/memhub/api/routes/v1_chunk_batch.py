@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from memhub.api.routes.common import PrincipalDep, StoreDep, access
 from memhub.api.transfer import receive_body
 from memhub.core.chunkbatch import MAX_BATCH_BYTES, Frame, decode, decompress
+from memhub.core.models import ChunkBatch, StoredChunk
 from memhub.store import Store
 
 router = APIRouter(prefix="/v1", tags=["v1"])
@@ -31,7 +32,7 @@ STORE_THREADS = 4
 @router.post("/workspaces/{workspace}/chunks/batch")
 async def put_chunk_batch(
     workspace: str, store: StoreDep, principal: PrincipalDep, request: Request
-) -> dict[str, Any]:
+) -> ChunkBatch:
     """Upload many chunks in one body (frames of sha256 · length · bytes; ``Content-Encoding:
     zstd`` or none). Answers each chunk's hash, size and whether it was new."""
     workspace = access(principal, workspace, "write")
@@ -42,14 +43,14 @@ async def put_chunk_batch(
     created = await run_in_threadpool(_store_all, store, workspace, frames)
     size = sum(len(f.data) for f in frames)
     request.app.state.metrics.bytes_in.inc(len(raw))
-    return {
-        "chunks": [
-            {"sha256": f.sha256, "size": len(f.data), "created": new}
+    return ChunkBatch(
+        chunks=[
+            StoredChunk(sha256=f.sha256, size=len(f.data), created=new)
             for f, new in zip(frames, created, strict=True)
         ],
-        "bytes": size,
-        "wire_bytes": len(raw),
-    }
+        bytes=size,
+        wire_bytes=len(raw),
+    )
 
 
 def _read_all(spool: Any) -> bytes:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from memhub.api.routes.common import (
     MAX_INT64,
@@ -25,6 +26,19 @@ from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.store import ChunkRef
 
 router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+class ChunkAddress(StringConvertor):
+    """A chunk's address in a route: one path segment, but never a sibling route's own
+    name (``/chunks/batch``, ``/chunks/missing``). Without this the template
+    ``/chunks/{sha256}`` also matches those paths for other methods: ``PUT /chunks/batch``
+    reached the per-chunk upload, and a 405 there listed PUT in ``Allow``. Anything
+    else still reaches the route, whose hash check answers 400 for a malformed address."""
+
+    regex = r"(?!(?:batch|missing)$)[^/]+"
+
+
+register_url_convertor("chunk_address", ChunkAddress())
 
 MAX_WAIT = 60.0
 RECHECK = 1.0  # how often a long-poll re-reads the database (writes via other nodes)
@@ -94,7 +108,7 @@ def missing_chunks(
     return {"missing": store.missing_chunks(workspace, body.chunks)}
 
 
-@router.put("/workspaces/{workspace}/chunks/{sha256}")
+@router.put("/workspaces/{workspace}/chunks/{sha256:chunk_address}")
 async def put_chunk(
     workspace: str, sha256: str, store: StoreDep, principal: PrincipalDep, request: Request
 ) -> JSONResponse:
