@@ -6,6 +6,9 @@ script of this venv) on 127.0.0.1 and a free port, with its output in a file
 200 and hands back a :class:`ServerProcess`. Every server a test started is
 stopped at teardown: SIGTERM, then SIGKILL.
 
+``module_server`` is one such server shared by every test of a module (tests
+keep to workspaces or keys of their own); :func:`launch` is what both use.
+
 ``memhub_cli`` runs one ``memhub`` command to completion and returns it.
 
 Every child gets a copy of the environment without the caller's ``MEMHUB_*``
@@ -15,6 +18,7 @@ user's real data directory.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -24,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -55,6 +60,8 @@ def child_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
 
 @dataclass
 class ServerProcess:
+    """A running ``memhub serve``; its HOME is ``env["HOME"]``."""
+
     base_url: str
     process: subprocess.Popen[bytes]
     data_dir: Path
@@ -63,6 +70,10 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["HOME"])
 
     @property
     def key(self) -> str:
@@ -99,6 +110,63 @@ class ServerProcess:
 
 ServerFactory = Callable[..., ServerProcess]
 CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
+_logs = itertools.count(1)
+
+
+def launch(
+    data_dir: Path,
+    home: Path,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    data_dir_from_env: bool = False,
+    attempts: int = 3,
+    args: Sequence[str] = (),
+    started: list[ServerProcess] | None = None,
+) -> ServerProcess:
+    """Start ``memhub serve`` on a free port and wait until it is healthy.
+
+    Its output goes to a file in ``log_dir``; ``home`` is its HOME (see
+    :func:`child_env`). Every process started, healthy or not, is appended to
+    ``started`` so that the caller stops it. Fails the test when none became
+    healthy after ``attempts`` tries (another process may take the free port
+    between the probe and the bind).
+    """
+    failure = ""
+    for _ in range(attempts):
+        port = free_port()
+        log_path = log_dir / f"server-{next(_logs)}-{port}.log"
+        server_env = child_env(home, env)
+        where = ["--data-dir", str(data_dir)]
+        if data_dir_from_env:
+            server_env["MEMHUB_DATA_DIR"] = str(data_dir)
+            where = []
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(MEMHUB), "serve", "--host", "127.0.0.1", "--port", str(port), *where, *args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=server_env, start_new_session=True,
+            )  # fmt: skip
+        server = ServerProcess(f"http://127.0.0.1:{port}", process, data_dir, log_path, server_env)
+        if started is not None:
+            started.append(server)
+        if _wait_healthy(server):
+            return server
+        server.stop()
+        failure = server.log()
+        if "address already in use" not in failure.lower():
+            break
+    pytest.fail(f"memhub serve did not become healthy; its output:\n{failure}", pytrace=False)
+
+
+def stop_all(started: list[ServerProcess]) -> None:
+    """Stop every server, newest first, then print the tail of each log (pytest shows
+    it when the test failed)."""
+    for server in reversed(started):
+        server.stop()
+    for server in started:
+        print(f"--- {server.log_path.name} (last {LOG_TAIL} characters) ---")
+        print(server.log()[-LOG_TAIL:])
 
 
 @pytest.fixture
@@ -118,55 +186,32 @@ def memhub_server(tmp_path: Path, child_home: Path) -> Iterator[ServerFactory]:
     (MEMHUB_DATABASE_URL, MEMHUB_BLOB_URL, MEMHUB_S3_ENDPOINT_URL, ...).
     """
     started: list[ServerProcess] = []
-    counter = 0
+    data_dirs = itertools.count(1)
 
     def start(
-        data_dir: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        *,
-        data_dir_from_env: bool = False,
-        attempts: int = 3,
-        args: Sequence[str] = (),
+        data_dir: Path | None = None, env: Mapping[str, str] | None = None, **options: Any
     ) -> ServerProcess:
-        nonlocal counter
         if data_dir is None:
-            counter += 1
-            data_dir = tmp_path / f"data-{counter}"
-        failure = ""
-        for _ in range(attempts):  # the free port may be taken between probe and bind
-            counter += 1
-            port = free_port()
-            log_path = tmp_path / f"server-{counter}-{port}.log"
-            server_env = child_env(child_home, env)
-            where = ["--data-dir", str(data_dir)]
-            if data_dir_from_env:
-                server_env["MEMHUB_DATA_DIR"] = str(data_dir)
-                where = []
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    [str(MEMHUB), "serve", "--host", "127.0.0.1", "--port", str(port), *where,
-                     *args],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=server_env, start_new_session=True,
-                )  # fmt: skip
-            server = ServerProcess(
-                f"http://127.0.0.1:{port}", process, data_dir, log_path, server_env
-            )
-            started.append(server)
-            if _wait_healthy(server):
-                return server
-            server.stop()
-            failure = server.log()
-            if "address already in use" not in failure.lower():
-                break
-        pytest.fail(f"memhub serve did not become healthy; its output:\n{failure}", pytrace=False)
+            data_dir = tmp_path / f"data-{next(data_dirs)}"
+        return launch(data_dir, child_home, tmp_path, env, started=started, **options)
 
     yield start
-    for server in reversed(started):
-        server.stop()
-    for server in started:  # pytest shows this only when the test failed
-        print(f"--- {server.log_path.name} (last {LOG_TAIL} characters) ---")
-        print(server.log()[-LOG_TAIL:])
+    stop_all(started)
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ``memhub serve`` for a whole module, with default settings (rate limits
+    off, as everywhere here): a server per test would cost seconds each. Tests that
+    share it keep to workspaces or keys of their own. Its HOME is ``.home``."""
+    root = tmp_path_factory.mktemp("module-server")
+    home = root / "home"
+    home.mkdir()
+    started: list[ServerProcess] = []
+    try:
+        yield launch(root / "data", home, root, started=started)
+    finally:
+        stop_all(started)
 
 
 def _wait_healthy(server: ServerProcess) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from conftest import free_port
+
 pytestmark = pytest.mark.e2e
 
 
@@ -53,12 +55,6 @@ def test_help_lists_the_commands(memhub_cli: Any) -> None:
     assert result.returncode == 0
     for command in ("serve", "fsck", "gc"):
         assert command in result.stdout
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("how", ["--host 0.0.0.0", "MEMHUB_HOST=::"])

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,17 +17,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from conftest import MEMHUB, ServerProcess, free_port
 from memhub.cli.main import app
 
 pytestmark = pytest.mark.e2e
-
-MEMHUB = Path(sys.executable).parent / "memhub"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
@@ -41,41 +30,10 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Server:
-    url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-
-    @property
-    def key(self) -> str:
-        return (self.data_dir / "admin.key").read_text().strip()
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("cli-server")
-    port = free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(MEMHUB), "serve", "--port", str(port), "--data-dir", str(root / "data")],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=clean_env(root, MEMHUB_RATE_LIMIT_ENABLED="false"), start_new_session=True,
-    )  # fmt: skip
-    found = Server(f"http://127.0.0.1:{port}", root / "data", process)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{found.url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        pytest.fail((root / "server.log").read_text())
-    yield found
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
-    log.close()
+def server(module_server: ServerProcess) -> ServerProcess:
+    """The module's one ``memhub serve`` (each test has a config dir of its own)."""
+    return module_server
 
 
 @dataclass
@@ -94,10 +52,10 @@ class Cli:
 
 
 @pytest.fixture
-def cli(server: Server, tmp_path: Path) -> Cli:
+def cli(server: ServerProcess, tmp_path: Path) -> Cli:
     return Cli(
         {
-            "MEMHUB_SERVER": server.url,
+            "MEMHUB_SERVER": server.base_url,
             "MEMHUB_KEY": server.key,
             "MEMHUB_CONFIG_DIR": str(tmp_path / "config"),
             "MEMHUB_DATA_DIR": str(tmp_path / "data"),
@@ -193,7 +151,7 @@ def test_doctor_warns_about_another_tools_hooks_syncing_databases(cli: Cli, tmp_
 
 
 def test_keys_are_shown_whole_revoked_by_prefix_and_not_twice(
-    cli: Cli, server: Server, tmp_path: Path
+    cli: Cli, server: ServerProcess, tmp_path: Path
 ) -> None:
     data = ["--data-dir", str(server.data_dir)]
     created = cli.json("keys", "create", "--workspace", "keys-test", *data)
@@ -206,8 +164,10 @@ def test_keys_are_shown_whole_revoked_by_prefix_and_not_twice(
     assert cli("keys", "revoke", "zzzz-no-such", *data).exit_code == 1
 
 
-def test_lease_list_hides_released_leases(cli: Cli, server: Server) -> None:
-    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {server.key}"}) as h:
+def test_lease_list_hides_released_leases(cli: Cli, server: ServerProcess) -> None:
+    with httpx.Client(
+        base_url=server.base_url, headers={"authorization": f"Bearer {server.key}"}
+    ) as h:
         base = "/v1/workspaces/default/leases"
         held = h.post(f"{base}/db:held", json={"holder": "a", "ttl": 600}).json()
         done = h.post(f"{base}/db:done", json={"holder": "b", "ttl": 600}).json()

@@ -12,46 +12,15 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import MEMHUB, STOP_TIMEOUT, ServerProcess, _wait_healthy, child_env, free_port
+from conftest import ServerProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    import subprocess
-
-    root = Path(tempfile.mkdtemp(prefix="memhub-diffmem-e2e-"))
-    home = root / "home"
-    home.mkdir()
-    port = free_port()
-    log_path = root / "server.log"
-    env = child_env(home)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(MEMHUB), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(root / "data")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True,
-        )  # fmt: skip
-    srv = ServerProcess(f"http://127.0.0.1:{port}", process, root / "data", log_path, env)
-    try:
-        assert _wait_healthy(srv), srv.log()
-        yield srv
-    finally:
-        srv.stop()
-        srv.process.wait(timeout=STOP_TIMEOUT)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 class DiffMemClient:
@@ -125,8 +94,8 @@ class DiffMemClient:
         return self._ok(self.http.get("/health"))
 
 
-def test_seed_session_flow_process_diff_commit_conflict(server: ServerProcess) -> None:
-    with server.client() as c:
+def test_seed_session_flow_process_diff_commit_conflict(module_server: ServerProcess) -> None:
+    with module_server.client() as c:
         transcript = (
             "Lunch with Marguerite at Café Lumen yesterday. Marguerite is training for the "
             "Lakeside Triathlon next month and swims 3 km every morning."
@@ -170,15 +139,15 @@ def test_seed_session_flow_process_diff_commit_conflict(server: ServerProcess) -
         assert c.get("/v1/workspaces/default/files/sessions/e2e-2.md").status_code == 404
 
 
-def test_diffmem_client_flow(server: ServerProcess) -> None:
-    with server.client() as admin:
+def test_diffmem_client_flow(module_server: ServerProcess) -> None:
+    with module_server.client() as admin:
         assert admin.post("/v1/workspaces", json={"name": "alex"}).status_code in (200, 201)
         onboard = admin.post(
             "/memory/alex/onboard",
             json={"user_info": "I am Alex, a runner in Boston. My coach is Dana."},
         ).json()
         assert onboard["status"] == "success", onboard
-    client = DiffMemClient(server.base_url, server.auth)
+    client = DiffMemClient(module_server.base_url, module_server.auth)
     try:
         run_client_flow(client, "alex")
     finally:

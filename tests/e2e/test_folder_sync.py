@@ -10,17 +10,12 @@ replace ends up on both machines and on the server.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from conftest import ServerProcess
 from memhub.client import MemhubClient
 from memhub.errors import Conflict
 from memhub.sync.folder import FolderSync, Report
@@ -37,7 +33,6 @@ from memhub.sync.local import STATE_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MEMHUB = Path(sys.executable).parent / "memhub"
 CONFLICT = re.compile(
     r"^(?P<stem>.+)\.conflict-(?P<host>[A-Za-z0-9_-]+)-\d{8}-\d{6}(-\d+)?(?P<ext>\.[^.]+)?$"
 )
@@ -158,46 +153,10 @@ class Machine:
         return tree(self.root)
 
 
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """One ``memhub serve`` for this module (its base URL and admin key); each test gets a
-    workspace of its own on it, which is cheaper than a server per test."""
-    home = tmp_path_factory.mktemp("folder-sync-server")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
-    env |= {"HOME": str(home), "XDG_DATA_HOME": str(home / "xdg")}
-    env["MEMHUB_RATE_LIMIT_ENABLED"] = "false"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [MEMHUB, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", home / "data"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (home / "server.log").read_text()
-            assert time.monotonic() < deadline, (home / "server.log").read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield base_url, (home / "data" / "admin.key").read_text().strip()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
-
-
 @pytest.fixture
-def server(module_server: tuple[str, str], request: pytest.FixtureRequest) -> Remote:
-    base_url, key = module_server
+def server(module_server: ServerProcess, request: pytest.FixtureRequest) -> Remote:
+    """A workspace of this test's own on the module's one ``memhub serve``."""
+    base_url, key = module_server.base_url, module_server.key
     name = "t" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
     remote = Remote(base_url, key, name)
     with remote.client() as http:

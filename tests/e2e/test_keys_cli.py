@@ -19,7 +19,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import MEMHUB, free_port
+
 pytestmark = pytest.mark.e2e
 
-MEMHUB = Path(sys.executable).parent / "memhub"
 KEY_MATERIAL = re.compile(r"mh_[A-Za-z0-9_-]{43}")
 NO_CACHE = {"MEMHUB_KEY_CACHE_SECONDS": "0"}
 STRONG = "s3cr3t-" + "k" * 40
@@ -140,12 +140,6 @@ def test_bad_key_requests_fail_cleanly(memhub_cli: Any, tmp_path: Path) -> None:
         assert result.returncode != 0, args
         assert "Traceback" not in result.stderr
         assert not KEY_MATERIAL.search(result.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def refusal(memhub_cli: Any, data: Path, env: dict[str, str]) -> str:

@@ -5,12 +5,7 @@ subprocess (on a local data dir, and against the server)."""
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +17,12 @@ import pytest
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ResourceUpdatedNotification
 
+from conftest import MEMHUB, ServerProcess, child_env
 from mcp import Client, StdioServerParameters
 from mcp_agent import READ_TOOLS, agent_flow, call, error
 
 pytestmark = pytest.mark.e2e
 
-MEMHUB = Path(sys.executable).parent / "memhub"
 MARKER = "Plumbifrazzle"
 
 
@@ -48,43 +43,10 @@ class Served:
         return str(response.json()["key"])
 
 
-def clean_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
-    return env | {"HOME": str(home), "XDG_DATA_HOME": str(home / "xdg"), "PYTHONUNBUFFERED": "1"}
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    home = tmp_path_factory.mktemp("mcp-server")
-    env = clean_env(home) | {"MEMHUB_RATE_LIMIT_ENABLED": "false"}
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log_path = home / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [MEMHUB, "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", home / "data"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield Served(url, (home / "data" / "admin.key").read_text().strip(), home)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def served(module_server: ServerProcess) -> Served:
+    """The module's one ``memhub serve``."""
+    return Served(module_server.base_url, module_server.key, module_server.home)
 
 
 @contextlib.asynccontextmanager
@@ -96,7 +58,7 @@ async def over_http(served: Served, key: str) -> AsyncIterator[Client]:
 
 def over_stdio(home: Path, *args: str, env: dict[str, str] | None = None, **options: Any) -> Client:
     params = StdioServerParameters(
-        command=str(MEMHUB), args=["mcp", *args], env=clean_env(home) | (env or {})
+        command=str(MEMHUB), args=["mcp", *args], env=child_env(home, env)
     )
     return Client(params, read_timeout_seconds=60, **options)
 

@@ -8,24 +8,17 @@ over the wire, on the real store.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
+from conftest import ServerProcess
 
-MEMHUB = Path(sys.executable).parent / "memhub"
+pytestmark = pytest.mark.e2e
 
 
 @dataclass
@@ -35,40 +28,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One ``memhub serve`` for the module (a server per test would cost seconds each)."""
-    root = tmp_path_factory.mktemp("product")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
-    env |= {"HOME": str(root), "XDG_DATA_HOME": str(root / "xdg")}
-    env["MEMHUB_RATE_LIMIT_ENABLED"] = "false"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(MEMHUB), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(root / "data")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield Server(base_url, (root / "data" / "admin.key").read_text().strip())
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def server(module_server: ServerProcess) -> Server:
+    """The module's one ``memhub serve``."""
+    return Server(module_server.base_url, module_server.key)
 
 
 @pytest.fixture(scope="module")

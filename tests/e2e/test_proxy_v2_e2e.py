@@ -9,12 +9,6 @@ the module; each test works in namespaces of its own (``test-<hex>/…``).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,47 +25,15 @@ from proxy_v2_client import (
     md5,
 )
 
+from conftest import ServerProcess
+
 pytestmark = pytest.mark.e2e
-MEMHUB = Path(sys.executable).parent / "memhub"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    home = tmp_path_factory.mktemp("proxy-v2-server")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
-    env |= {"HOME": str(home), "XDG_DATA_HOME": str(home / "xdg")}
-    env["MEMHUB_RATE_LIMIT_ENABLED"] = "false"
-    port = free_port()
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [MEMHUB, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", home / "data"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (home / "server.log").read_text()
-            assert time.monotonic() < deadline, (home / "server.log").read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield base_url, (home / "data" / "admin.key").read_text().strip()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+def server(module_server: ServerProcess) -> tuple[str, str]:
+    """The module's one ``memhub serve``: its base URL and admin key."""
+    return module_server.base_url, module_server.key
 
 
 @pytest.fixture

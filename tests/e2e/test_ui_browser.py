@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +23,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from conftest import ServerProcess
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CHROMIUM = Path(os.environ.get("MEMHUB_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -41,7 +40,6 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--window-size=1280,900",
 )
-MEMHUB = Path(sys.executable).parent / "memhub"
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
 WAIT = 20.0
 SECRET_B = "Quuxbeta-secret-zebra"
@@ -84,45 +82,10 @@ class Visit:
         self.find("table.files")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    root = tmp_path_factory.mktemp("ui-e2e")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
-    env.update(HOME=str(root), XDG_DATA_HOME=str(root / "xdg"), MEMHUB_RATE_LIMIT_ENABLED="false")
-    port = _free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(MEMHUB), "serve", "--port", str(port), "--data-dir", str(root / "data")],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        pytest.fail((root / "server.log").read_text(errors="replace"))
-    try:
-        yield base, (root / "data" / "admin.key").read_text().strip()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+def server(module_server: ServerProcess) -> tuple[str, str]:
+    """The module's one ``memhub serve``: its base URL and admin key."""
+    return module_server.base_url, module_server.key
 
 
 @pytest.fixture(scope="module")

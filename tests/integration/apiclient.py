@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
 from memhub.api import create_app
 from memhub.config import Settings
+from raw_asgi import RawResponse, asgi_call
 
 WS = "/v1/workspaces/default"
 RFC1123 = re.compile(
@@ -119,62 +119,19 @@ def asgi_request(
     body: bytes = b"",
     headers: list[tuple[bytes, bytes]] | None = None,
     raw_path: bytes | None = None,
-) -> tuple[int, dict[str, str], bytes]:
+) -> RawResponse:
     """Send one request straight to the ASGI app, as a server would after decoding the
     target once: ``path`` reaches the router exactly as given (no client-side ``..``
-    normalisation, no second percent-decoding as Starlette's TestClient does)."""
-    raw = raw_path if raw_path is not None else path.encode("utf-8", "surrogateescape")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": raw,
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-length", str(len(body)).encode()),
-            *(headers or []),
-            *(
-                []
-                if any(k.lower() == b"authorization" for k, _ in headers or [])
-                else [(b"authorization", f"Bearer {app.state.test_key}".encode())]
-            ),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    status = 0
-    response_headers: dict[str, str] = {}
-    chunks: list[bytes] = []
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            response_headers.update(
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]
-            )
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    async def run() -> None:
-        await app(scope, receive, send)
-
-    anyio.run(run)
-    return status, response_headers, b"".join(chunks)
+    normalisation, no second percent-decoding as Starlette's TestClient does).
+    Carries a Content-Length, and the app's admin key unless ``headers`` authorize."""
+    given = list(headers or [])
+    authorized = any(k.lower() == b"authorization" for k, _ in given)
+    sent = [
+        (b"content-length", str(len(body)).encode()),
+        *given,
+        *([] if authorized else [(b"authorization", f"Bearer {app.state.test_key}".encode())]),
+    ]
+    return asgi_call(app, method, path, sent, body=body, raw_path=raw_path)
 
 
 def asgi_json(body: bytes) -> dict[str, Any]:

@@ -8,6 +8,7 @@ server); a test that asks for ``store`` runs against every combination. The
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
@@ -54,6 +55,21 @@ def unique_name(prefix: str = "ws") -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The environment of an in-process CLI test: none of the caller's ``MEMHUB_*``
+    settings, a HOME (and config dir) under ``tmp_path``, and 200 columns so that
+    output is not wrapped. Returns the HOME."""
+    for name in list(os.environ):
+        if name.startswith("MEMHUB_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import anyio
 import jwt
 import pytest
 from apiclient import build_app
@@ -30,66 +29,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from memhub.auth.keys import generate_key
+from raw_asgi import RawResponse, asgi_call
 
 SECRET = "test-jwt-secret-" + "x" * 60  # ≥ 64 bytes: PyJWT warns below that for HS512
 INTERNAL = "internal-service-secret-0123456789"
 TARGET = "/v1/workspaces/default"  # any route that needs a read key of "default"
 
-Raw = tuple[int, dict[str, str], bytes]
 
-
-def raw_call(
-    app: FastAPI,
-    method: str,
-    path: str,
-    headers: list[tuple[bytes, bytes]],
-    *,
-    body: bytes = b"",
-    client: tuple[str, int] = ("127.0.0.1", 50000),
-) -> Raw:
-    """One request through the ASGI app with exactly these header bytes."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": client,
-        "server": ("testserver", 80),
-    }
-    status = 0
-    response_headers: dict[str, str] = {}
-    chunks: list[bytes] = []
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            response_headers.update(
-                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in message["headers"]
-            )
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    anyio.run(app, scope, receive, send)
-    return status, response_headers, b"".join(chunks)
-
-
-def assert_refused(result: Raw, status: int = 401) -> dict[str, Any]:
+def assert_refused(result: RawResponse, status: int = 401) -> dict[str, Any]:
     code, headers, body = result
     assert code == status, (code, body[:300])
     assert headers["content-type"].startswith("application/json"), headers
@@ -129,7 +76,7 @@ def test_the_good_key_passes(app: FastAPI, key: str) -> None:
         [(b"x-api-key", key.encode())],
         [(b"authorization", f"Bearer {key}".encode()), (b"x-api-key", key.encode())],
     ):
-        status, _, body = raw_call(app, "GET", TARGET, headers)
+        status, _, body = asgi_call(app, "GET", TARGET, headers)
         assert status == 200, (headers, body)
 
 
@@ -173,7 +120,7 @@ def malformed(key: str) -> dict[str, list[tuple[bytes, bytes]]]:
 
 @pytest.mark.parametrize("case", list(malformed("mh_x")))
 def test_malformed_credentials_are_401(app: FastAPI, key: str, case: str) -> None:
-    assert_refused(raw_call(app, "GET", TARGET, malformed(key)[case]))
+    assert_refused(asgi_call(app, "GET", TARGET, malformed(key)[case]))
 
 
 @pytest.mark.parametrize("case", ["two spaces", "oversized (9 KiB)", "empty", "no scheme"])
@@ -184,9 +131,9 @@ def test_malformed_credentials_are_401_on_public_and_credential_routes(
     exempt routes (/health, /docs, /openapi.json) never look at credentials."""
     headers = malformed(key)[case]
     for path in ("/metrics", "/auth/token", "/auth/github", "/nonexistent"):
-        assert_refused(raw_call(app, "POST" if path.startswith("/auth") else "GET", path, headers))
+        assert_refused(asgi_call(app, "POST" if path.startswith("/auth") else "GET", path, headers))
     for path in ("/health", "/openapi.json", "/docs"):
-        assert raw_call(app, "GET", path, headers)[0] == 200
+        assert asgi_call(app, "GET", path, headers)[0] == 200
 
 
 @pytest.mark.parametrize(
@@ -211,11 +158,11 @@ def test_malformed_credentials_are_401_on_public_and_credential_routes(
     ],
 )
 def test_non_ascii_credentials_are_401(app: FastAPI, headers: list[tuple[bytes, bytes]]) -> None:
-    assert_refused(raw_call(app, "GET", TARGET, headers))
+    assert_refused(asgi_call(app, "GET", TARGET, headers))
 
 
 def test_non_ascii_next_to_a_good_key_is_still_refused(app: FastAPI, key: str) -> None:
-    status, _, _ = raw_call(
+    status, _, _ = asgi_call(
         app,
         "GET",
         TARGET,
@@ -228,7 +175,7 @@ def test_disagreeing_credentials_are_400(app: FastAPI, key: str) -> None:
     other = app.state.keys.create("default", ["read"])[0]
     for second in (other, generate_key(), "garbage"):
         error = assert_refused(
-            raw_call(
+            asgi_call(
                 app,
                 "GET",
                 TARGET,
@@ -240,7 +187,7 @@ def test_disagreeing_credentials_are_400(app: FastAPI, key: str) -> None:
         assert "disagree" in error["detail"]
     # the same key twice is one credential
     both = [(b"authorization", f"Bearer {other}".encode()), (b"x-api-key", other.encode())]
-    assert raw_call(app, "GET", TARGET, both)[0] == 200
+    assert asgi_call(app, "GET", TARGET, both)[0] == 200
 
 
 @settings(
@@ -263,7 +210,7 @@ def test_disagreeing_credentials_are_400(app: FastAPI, key: str) -> None:
 def test_random_credentials_never_pass_and_never_500(
     app: FastAPI, name: bytes, value: bytes
 ) -> None:
-    status, headers, body = raw_call(app, "GET", TARGET, [(name, value)])
+    status, headers, body = asgi_call(app, "GET", TARGET, [(name, value)])
     if name == b"x-internal-service":  # ignored: no secret is configured
         assert status == 401
     else:
@@ -421,14 +368,14 @@ def test_token_of_a_revoked_key_is_401(app: FastAPI, issued: tuple[TestClient, s
 
 def test_internal_service_header_is_ignored_without_a_secret(app: FastAPI, key: str) -> None:
     for value in (b"", b"true", b"1", INTERNAL.encode(), b"memhub"):
-        assert_refused(raw_call(app, "GET", TARGET, [(b"x-internal-service", value)]))
-        assert_refused(raw_call(app, "GET", "/admin/health", [(b"x-internal-service", value)]))
+        assert_refused(asgi_call(app, "GET", TARGET, [(b"x-internal-service", value)]))
+        assert_refused(asgi_call(app, "GET", "/admin/health", [(b"x-internal-service", value)]))
     # next to a read-only key it adds nothing
     reader = app.state.keys.create("default", ["read"])[0]
     headers = [*bearer(reader), (b"x-internal-service", b"true")]
-    assert raw_call(app, "GET", TARGET, headers)[0] == 200
-    assert raw_call(app, "GET", "/admin/health", headers)[0] == 403
-    status, _, _ = raw_call(app, "PUT", f"{TARGET}/files/x.txt", headers, body=b"x")
+    assert asgi_call(app, "GET", TARGET, headers)[0] == 200
+    assert asgi_call(app, "GET", "/admin/health", headers)[0] == 403
+    status, _, _ = asgi_call(app, "PUT", f"{TARGET}/files/x.txt", headers, body=b"x")
     assert status == 403
 
 
@@ -439,8 +386,8 @@ def internal_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
 
 def test_internal_service_with_the_exact_secret(internal_app: FastAPI) -> None:
     headers = [(b"x-internal-service", INTERNAL.encode())]
-    assert raw_call(internal_app, "GET", TARGET, headers)[0] == 200
-    status, _, body = raw_call(internal_app, "GET", "/admin/health", headers)
+    assert asgi_call(internal_app, "GET", TARGET, headers)[0] == 200
+    status, _, body = asgi_call(internal_app, "GET", "/admin/health", headers)
     assert status == 200
     assert json.loads(body)["internal_service_configured"] is True
 
@@ -460,12 +407,12 @@ def test_internal_service_with_the_exact_secret(internal_app: FastAPI) -> None:
     ids=["empty", "wrong", "prefix", "longer", "upper", "padded", "latin-1", "bytes"],
 )
 def test_internal_service_with_a_wrong_secret_is_401(internal_app: FastAPI, value: bytes) -> None:
-    assert_refused(raw_call(internal_app, "GET", TARGET, [(b"x-internal-service", value)]))
+    assert_refused(asgi_call(internal_app, "GET", TARGET, [(b"x-internal-service", value)]))
     # a wrong secret is not waved through because a good key rides along
     good = [*bearer(internal_app.state.test_key), (b"x-internal-service", value)]
-    assert_refused(raw_call(internal_app, "GET", TARGET, good))
+    assert_refused(asgi_call(internal_app, "GET", TARGET, good))
 
 
 def test_internal_service_secret_never_works_as_a_key(internal_app: FastAPI) -> None:
     for headers in (bearer(INTERNAL), [(b"x-api-key", INTERNAL.encode())]):
-        assert_refused(raw_call(internal_app, "GET", TARGET, headers))
+        assert_refused(asgi_call(internal_app, "GET", TARGET, headers))

@@ -28,6 +28,26 @@ COMMITS_PER_USER = 100
 Tree = dict[str, bytes]
 
 
+def add_commit(
+    repo: Repo, files: Tree, parent: bytes | None, author: str, when: int, message: bytes
+) -> bytes:
+    """Commit the whole tree ``files`` on top of ``parent`` (None: a root commit); its id."""
+    blobs = []
+    for name, data in sorted(files.items()):
+        blob = Blob.from_string(data)
+        repo.object_store.add_object(blob)
+        blobs.append((name.encode(), blob.id, 0o100644))
+    commit = Commit()
+    commit.tree = commit_tree(repo.object_store, blobs)
+    commit.parents = [parent] if parent else []
+    commit.author = commit.committer = author.encode()
+    commit.author_time = commit.commit_time = when
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = message
+    repo.object_store.add_object(commit)
+    return bytes(commit.id)
+
+
 def generate(
     path: Path, seed: int = 7, per_user: int = COMMITS_PER_USER
 ) -> dict[str, list[tuple[bytes, Tree, str, int, bytes]]]:
@@ -60,24 +80,11 @@ def generate(
                     fact = f"- {user} did {rnd.random():.6f}"
                     block = f"/START\n### fact {i} [Strength: Medium]\n{fact}\n/END\n"
                     files[target] = before + block.encode()
-            blobs = []
-            for name, data in sorted(files.items()):
-                blob = Blob.from_string(data)
-                repo.object_store.add_object(blob)
-                blobs.append((name.encode(), blob.id, 0o100644))
-            commit = Commit()
-            commit.tree = commit_tree(repo.object_store, blobs)
-            commit.parents = [parent] if parent else []
             author = f"{user.title()} Writer <{user}@example.org>"
-            commit.author = commit.committer = author.encode()
             when = t0 + u * 1_000_000 + i * 3600
-            commit.author_time = commit.commit_time = when
-            commit.author_timezone = commit.commit_timezone = 0
             message = f"session {i} of {user}\n\nsome body text\n".encode()
-            commit.message = message
-            repo.object_store.add_object(commit)
-            parent = commit.id
-            history[user].append((commit.id, dict(files), author, when, message))
+            parent = add_commit(repo, files, parent, author, when, message)
+            history[user].append((parent, dict(files), author, when, message))
         repo.refs[Ref(f"refs/heads/user/{user}".encode())] = parent  # type: ignore[index]
     repo.close()
     return history
@@ -224,26 +231,20 @@ def test_diffmem_server_layout_users_folders(tmp_path: Path, store: Store) -> No
     """DiffMem's server keeps every user in ``users/<id>/`` of one branch."""
     repo = Repo.init_bare(str(tmp_path / "server.git"), mkdir=True)
     files: Tree = {"repo_guide.md": b"# guide\n"}
-    parent = None
+    parent: bytes | None = None
     for i in range(10):
         user = ("alex", "sam")[i % 2]
         files[f"users/{user}/{user}.md"] = f"# {user}\n\nv{i}\n".encode()
         if i == 9:  # one commit for both users
             files["users/alex/memories/people/sam.md"] = b"# Sam\n"
-        blobs = []
-        for name, data in sorted(files.items()):
-            blob = Blob.from_string(data)
-            repo.object_store.add_object(blob)
-            blobs.append((name.encode(), blob.id, 0o100644))
-        commit = Commit()
-        commit.tree = commit_tree(repo.object_store, blobs)
-        commit.parents = [parent] if parent else []
-        commit.author = commit.committer = b"DiffMem <bot@diffmem>"
-        commit.author_time = commit.commit_time = 1_700_000_000 + i
-        commit.author_timezone = commit.commit_timezone = 0
-        commit.message = f"commit {i}\n".encode()
-        repo.object_store.add_object(commit)
-        parent = commit.id
+        parent = add_commit(
+            repo,
+            files,
+            parent,
+            "DiffMem <bot@diffmem>",
+            1_700_000_000 + i,
+            f"commit {i}\n".encode(),
+        )
     repo.refs[Ref(b"refs/heads/main")] = parent  # type: ignore[index]
     repo.close()
     (report,) = import_repo(store, str(tmp_path / "server.git"))

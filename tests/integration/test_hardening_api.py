@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from apiclient import WS, api_client, asgi_request, assert_error, build_app, md5, sha256
 from fastapi import FastAPI
@@ -25,6 +24,7 @@ from fastapi.testclient import TestClient
 from memhub.errors import StorageCorrupt
 from memhub.store.blobs import chunk_key
 from memhub.store.maintenance import fsck
+from raw_asgi import asgi_call
 
 
 @pytest.fixture
@@ -100,41 +100,12 @@ def test_a_chunk_named_many_times_commits_right(client: TestClient) -> None:
 
 def _call_without_reading(app: FastAPI, method: str, path: str, length: int, ctype: bytes) -> int:
     """Send only the head of a request; reading its body fails the test."""
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        raise AssertionError("the body was read although Content-Length was over the limit")
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-length", str(length).encode()),
-            (b"content-type", ctype),
-            (b"authorization", f"Bearer {app.state.test_key}".encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
-    async def run() -> None:
-        await app(scope, receive, send)
-
-    anyio.run(run)
-    return status
+    headers = [
+        (b"content-length", str(length).encode()),
+        (b"content-type", ctype),
+        (b"authorization", f"Bearer {app.state.test_key}".encode()),
+    ]
+    return asgi_call(app, method, path, headers, body=None).status
 
 
 def test_a_chunk_over_the_limit_is_refused_by_its_content_length(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ same items service the server runs). The same commands against a server are in
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,7 @@ from memhub.store import open_store
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith("MEMHUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+def data_dir(tmp_path: Path, cli_env: Path) -> Path:
     data = tmp_path / "cli-data"
     data.mkdir()
     store = open_store(f"sqlite:///{data / 'memhub.db'}", (data / "blobs").as_uri())

@@ -84,6 +84,16 @@ async def over_http(
             yield c
 
 
+@asynccontextmanager
+async def from_outside(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client of ``app`` (its requests are not marked in-process), with the
+    app's lifespan running."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
 def test_flow_in_memory(app: FastAPI) -> None:
     async def test() -> None:
         async with in_memory(app, app.state.mcp_keys["a"], A) as client:
@@ -242,12 +252,7 @@ def test_mcp_is_authenticated_and_rate_limited(tmp_path: Path) -> None:
     accept = {"accept": "application/json, text/event-stream"}
 
     async def test() -> None:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-            ) as http,
-        ):
+        async with from_outside(app) as http:
             anonymous = await http.post("/mcp", json=initialize, headers=accept)
             assert anonymous.status_code == 401
             assert anonymous.json()["error_code"] == "UNAUTHORIZED"
@@ -524,12 +529,7 @@ def test_a_tool_call_counts_once_against_the_rate_limit(tmp_path: Path) -> None:
         return {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
 
     async def test() -> None:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-            ) as http,
-        ):
+        async with from_outside(app) as http:
             # each of these makes two or more REST requests inside: a head lookup and a
             # page of changes; a read of a missing file and listings for close matches
             calls = [

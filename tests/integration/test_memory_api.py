@@ -9,7 +9,6 @@ errors are the JSON body memhub renders for every failure, and bad input is a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -306,11 +305,7 @@ def test_unknown_workspace_is_404(client: TestClient) -> None:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith("MEMHUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COLUMNS", "200")
+def data_dir(tmp_path: Path, cli_env: Path) -> Path:
     data = tmp_path / "cli-data"
     data.mkdir()
     store = open_store(f"sqlite:///{data / 'memhub.db'}", (data / "blobs").as_uri())

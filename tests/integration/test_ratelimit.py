@@ -1,10 +1,12 @@
-"""Rate limits in one process: a sliding window per key (per client IP without a
+"""Rate limits as the app applies them: a window per key (per client IP without a
 valid key), the headers on every answer, 429 with Retry-After, the exempt routes,
-per-scope limits, X-Forwarded-For only from trusted proxies, and what happens when
-Redis is down (fall back to the in-process window, or refuse with 503).
+per-scope limits, X-Forwarded-For only from trusted proxies, and what a client sees
+when Redis is down (the in-process window, or 503).
 
-The limits are small (5 per 2 s) so a test reaches them in a few requests; the
-only waits are generous sleeps across a window.
+The limits are small (5 per 2 s) so a test reaches them in a few requests. How the
+window itself behaves over time (sliding, refilling, Retry-After, bursts, Redis
+going away and coming back) is the limiters' contract, run with a fake clock in
+``test_ratelimit_contract.py``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from apiclient import assert_error, build_app
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from prometheus_client.parser import text_string_to_metric_families
+
+from raw_asgi import asgi_call
 
 LIMITS: dict[str, Any] = {
     "rate_limit_enabled": True,
@@ -37,50 +40,6 @@ WS = "/v1/workspaces/default"
 
 def bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
-
-
-def raw_call(
-    app: FastAPI,
-    method: str,
-    path: str,
-    *,
-    client: tuple[str, int],
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    """One request through the ASGI app from the peer address ``client``."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *(headers or [])],
-        "client": client,
-        "server": ("testserver", 80),
-    }
-    status = 0
-    response_headers: dict[str, str] = {}
-    chunks: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            response_headers.update(
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]
-            )
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    anyio.run(app, scope, receive, send)
-    return status, response_headers, b"".join(chunks)
 
 
 def xff(value: str) -> list[tuple[bytes, bytes]]:
@@ -183,20 +142,20 @@ def test_exempt_routes(app: FastAPI, client: TestClient) -> None:
 def test_unauthenticated_requests_count_per_client_ip(app: FastAPI) -> None:
     a, b = ("192.0.2.1", 40000), ("192.0.2.2", 40000)
     for i in range(5):
-        status, headers, _ = raw_call(app, "GET", WS, client=(a[0], 40000 + i))  # any port
+        status, headers, _ = asgi_call(app, "GET", WS, client=(a[0], 40000 + i))  # any port
         assert status == 401
         assert headers["x-ratelimit-remaining"] == str(4 - i)
-    status, headers, body = raw_call(app, "GET", WS, client=a)
+    status, headers, body = asgi_call(app, "GET", WS, client=a)
     assert status == 429, body
     assert json.loads(body)["retry_after"] >= 1
     # a bad key counts against the address too
     bad = [(b"authorization", b"Bearer mh_not-a-key")]
-    assert raw_call(app, "GET", WS, client=a, headers=bad)[0] == 429
+    assert asgi_call(app, "GET", WS, client=a, headers=bad)[0] == 429
     # another address has its own window
-    assert raw_call(app, "GET", WS, client=b)[0] == 401
+    assert asgi_call(app, "GET", WS, client=b)[0] == 401
     # a valid key from the throttled address counts against the key, not the address
     key = [(b"authorization", f"Bearer {app.state.test_key}".encode())]
-    status, headers, _ = raw_call(app, "GET", WS, client=a, headers=key)
+    status, headers, _ = asgi_call(app, "GET", WS, client=a, headers=key)
     assert status == 200
     assert headers["x-ratelimit-remaining"] == "4"
 
@@ -220,29 +179,6 @@ def test_per_scope_limits(tmp_path: Path) -> None:
         assert client.get(WS).headers["x-ratelimit-limit"] == "2"
 
 
-def test_the_window_slides(tmp_path: Path) -> None:
-    """3 hits at t=0 and 2 at t=1.5 fill a 3 s window of 5. At t=3.7 the first 3 have
-    left the window and the last 2 have not: exactly 3 more pass (a fixed window
-    that restarted at t=3 would let 5 through)."""
-    app = build_app(tmp_path, **{**LIMITS, "rate_window_seconds": 3})
-    h = bearer(app.state.test_key)
-    with TestClient(app) as client:
-        start = time.monotonic()
-        assert [client.get(WS, headers=h).status_code for _ in range(3)] == [200] * 3
-        first_batch = time.monotonic() - start
-        time.sleep(max(0.0, 1.5 - (time.monotonic() - start)))
-        assert [client.get(WS, headers=h).status_code for _ in range(2)] == [200] * 2
-        refused = client.get(WS, headers=h)
-        assert refused.status_code == 429
-        assert 1 <= int(refused.headers["retry-after"]) <= 2  # the first hits leave at t=3
-        time.sleep(max(0.0, 3.7 - (time.monotonic() - start)))
-        again = [client.get(WS, headers=h).status_code for _ in range(4)]
-        elapsed = time.monotonic() - start
-    if first_batch > 0.6 or elapsed > 4.4:  # a stalled machine: the timeline above broke
-        pytest.fail(f"too slow to judge (first batch {first_batch:.2f} s, end {elapsed:.2f} s)")
-    assert again == [200, 200, 200, 429]
-
-
 @pytest.fixture
 def proxied(tmp_path: Path) -> FastAPI:
     return build_app(tmp_path, **LIMITS, trusted_proxies="10.0.0.0/8, 2001:db8::/32")
@@ -252,32 +188,34 @@ def test_forwarded_for_is_ignored_from_untrusted_peers(app: FastAPI, proxied: Fa
     for target in (app, proxied):
         peer = (f"192.0.2.{uuid.uuid4().int % 200 + 1}", 1234)
         for i in range(5):
-            assert raw_call(target, "GET", WS, client=peer, headers=xff(f"203.0.113.{i}"))[0] == 401
+            assert (
+                asgi_call(target, "GET", WS, client=peer, headers=xff(f"203.0.113.{i}"))[0] == 401
+            )
         # a new X-Forwarded-For does not buy a new window
-        assert raw_call(target, "GET", WS, client=peer, headers=xff("198.51.100.7"))[0] == 429
-        assert raw_call(target, "GET", WS, client=peer)[0] == 429
+        assert asgi_call(target, "GET", WS, client=peer, headers=xff("198.51.100.7"))[0] == 429
+        assert asgi_call(target, "GET", WS, client=peer)[0] == 429
 
 
 def test_forwarded_for_from_a_trusted_proxy(proxied: FastAPI) -> None:
     proxy = ("10.1.2.3", 5555)
     for _ in range(5):
-        assert raw_call(proxied, "GET", WS, client=proxy, headers=xff("203.0.113.1"))[0] == 401
-    assert raw_call(proxied, "GET", WS, client=proxy, headers=xff("203.0.113.1"))[0] == 429
+        assert asgi_call(proxied, "GET", WS, client=proxy, headers=xff("203.0.113.1"))[0] == 401
+    assert asgi_call(proxied, "GET", WS, client=proxy, headers=xff("203.0.113.1"))[0] == 429
     # another client behind the same proxy has its own window
-    assert raw_call(proxied, "GET", WS, client=proxy, headers=xff("203.0.113.2"))[0] == 401
+    assert asgi_call(proxied, "GET", WS, client=proxy, headers=xff("203.0.113.2"))[0] == 401
     # a spoofed first hop changes nothing: the nearest untrusted hop is the client
     spoofed = xff("1.2.3.4, 203.0.113.1")
-    assert raw_call(proxied, "GET", WS, client=proxy, headers=spoofed)[0] == 429
+    assert asgi_call(proxied, "GET", WS, client=proxy, headers=spoofed)[0] == 429
     # through two trusted proxies
     chained = xff("203.0.113.1, 10.9.9.9")
-    assert raw_call(proxied, "GET", WS, client=proxy, headers=chained)[0] == 429
+    assert asgi_call(proxied, "GET", WS, client=proxy, headers=chained)[0] == 429
     # IPv6 proxies and garbage in the header
     v6 = ("2001:db8::1", 443)
-    assert raw_call(proxied, "GET", WS, client=v6, headers=xff("203.0.113.1"))[0] == 429
-    status, _, body = raw_call(proxied, "GET", WS, client=proxy, headers=xff("not an ip, ,"))
+    assert asgi_call(proxied, "GET", WS, client=v6, headers=xff("203.0.113.1"))[0] == 429
+    status, _, body = asgi_call(proxied, "GET", WS, client=proxy, headers=xff("not an ip, ,"))
     assert status == 401, body
     # the proxy's own address was never limited by its clients' requests
-    assert raw_call(proxied, "GET", WS, client=proxy)[0] == 401
+    assert asgi_call(proxied, "GET", WS, client=proxy)[0] == 401
 
 
 def closed_port() -> int:

@@ -2,8 +2,18 @@
 
 A window is a log of hit times: a request is admitted when fewer than
 ``limit`` hits fall in the last ``window`` seconds. The Redis limiter does the
-whole check-and-add in one Lua script (atomic per request), with the Redis
-server's clock, so any number of nodes enforce one limit.
+whole check-and-add in one Lua script (atomic per request), so any number of
+nodes enforce one limit.
+
+Clocks. Every limiter takes a ``clock`` (seconds as a float), so tests move
+time by hand instead of sleeping. :class:`MemoryRateLimiter` defaults to
+``time.monotonic``. :class:`RedisRateLimiter` defaults to *no* local clock:
+the script then reads Redis's own ``TIME``, the one clock every node shares,
+so nodes whose clocks disagree still count hits in one window. Given a
+``clock``, the limiter passes its reading to the script as "now" instead;
+every limiter sharing the Redis keys must then share that clock too (tests
+do; a deployment has no reason to). :class:`FailoverLimiter` times its pause
+before retrying Redis with its ``clock`` (``time.monotonic``).
 
 When Redis cannot be reached, :class:`FailoverLimiter` either falls back to
 the in-process limiter (logged, counted in a metric, Redis retried after a
@@ -86,9 +96,13 @@ class MemoryRateLimiter:
         return None
 
 
+# ARGV: window, limit, member, and "now" in seconds ('' for the server's TIME)
 _SLIDING_WINDOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(ARGV[4])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -108,9 +122,18 @@ return {allowed, count, tostring(reset)}
 
 
 class RedisRateLimiter:
-    """One sliding window per key in a Redis sorted set, shared by every node."""
+    """One sliding window per key in a Redis sorted set, shared by every node.
 
-    def __init__(self, url: str, *, prefix: str = "memhub:rl:") -> None:
+    ``clock``: None (the default) times hits by the Redis server's clock; a
+    callable times them by its reading instead (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "memhub:rl:",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         import redis.asyncio as aioredis
 
         self._redis: Any = aioredis.from_url(
@@ -118,11 +141,13 @@ class RedisRateLimiter:
         )
         self._script = self._redis.register_script(_SLIDING_WINDOW)
         self._prefix = prefix
+        self._clock = clock
 
     async def hit(self, key: str, limit: int, window: float) -> Decision:
         member = f"{time.time_ns()}-{secrets.token_hex(4)}"
+        now = "" if self._clock is None else repr(self._clock())
         allowed, count, reset = await self._script(
-            keys=[self._prefix + key], args=[window, limit, member]
+            keys=[self._prefix + key], args=[window, limit, member, now]
         )
         return Decision(bool(allowed), limit, max(0, limit - int(count)), float(reset), "redis")
 
@@ -144,20 +169,22 @@ class FailoverLimiter:
         refuse: bool = False,
         on_failure: Callable[[], None] = lambda: None,
         retry_after: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._primary = primary
         self._fallback = fallback
         self._refuse = refuse
         self._on_failure = on_failure
         self._retry_after = retry_after
-        self._down_until = 0.0
+        self._clock = clock
+        self._down_until = clock()
 
     async def hit(self, key: str, limit: int, window: float) -> Decision:
-        if time.monotonic() >= self._down_until:
+        if self._clock() >= self._down_until:
             try:
                 return await self._primary.hit(key, limit, window)
             except (OSError, TimeoutError, RedisError) as exc:
-                self._down_until = time.monotonic() + self._retry_after
+                self._down_until = self._clock() + self._retry_after
                 self._on_failure()
                 log.warning(
                     "Redis rate limiter unreachable (%s); %s for %.0f s",
