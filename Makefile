@@ -32,8 +32,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# the suite on up to 4 processes (one test module per process at a time), then the tests
+# that cannot run under pytest-xdist (Schemathesis) on their own
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not serial" -n auto --maxprocesses 4 --dist loadfile
+	$(BIN)/pytest -m serial
 
 format: install
 	$(BIN)/ruff format src tests bench

@@ -37,6 +37,20 @@ FAKE_AWS_ENV = {
 }
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected what it deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``serial`` must not run in a pytest-xdist worker: Schemathesis' per-
+    operation items collapse there into a few items that check nothing. ``make test``
+    runs them in a pass of their own; refuse loudly rather than pass silently."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and any(
+        item.get_closest_marker("serial") for item in items
+    ):
+        raise pytest.UsageError(
+            "tests marked 'serial' cannot run under pytest-xdist: "
+            'add -m "not serial" to the -n run and run them apart (see the Makefile)'
+        )
+
+
 def service_unavailable(reason: str) -> NoReturn:
     """Fail when ``CI=true``, skip otherwise: a missing service is a failure in CI."""
     if os.environ.get("CI") == "true":

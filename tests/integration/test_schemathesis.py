@@ -40,6 +40,8 @@ from apiclient import build_app
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
+pytestmark = pytest.mark.serial  # see tests/conftest.py: not in a pytest-xdist worker
+
 MAX_EXAMPLES = 4
 
 
