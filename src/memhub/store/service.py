@@ -568,7 +568,8 @@ class Store:
     def chunk_refs(self, workspace: str, shas: Iterable[str]) -> dict[str, list[ChunkRef]]:
         """The chunks of many contents (by sha256) in one query per 500: what reading
         many files (an index catching up) needs instead of a :meth:`read_plan` each.
-        A content the workspace no longer holds (purged) is absent."""
+        A content the workspace does not hold (purged, or another's) is absent, and so is
+        the empty content, which has no chunks."""
         ws_id = self.workspace_id(workspace)
         with self.meta.read() as conn:
             return self.chunks.refs_of_many(conn, ws_id, shas)
