@@ -61,6 +61,7 @@ class BlockVectors:
     def __init__(self, path: Path) -> None:
         self.vectors = VectorIndex(path)
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()  # one search embeds; the others wait for it
         self.blocks: dict[str, Hit] = {}
         self._paths: dict[str, list[str]] = {}
         self._generation = 0  # moves with every change the index reports
@@ -98,6 +99,10 @@ class BlockVectors:
 
     def refresh(self, provider: EmbeddingProvider) -> int:
         """Embed every block without a vector for its rev; returns how many were."""
+        with self._refreshing:
+            return self._refresh(provider)
+
+    def _refresh(self, provider: EmbeddingProvider) -> int:
         with self._lock:
             generation = self._generation
             if generation == self._refreshed:
