@@ -233,6 +233,28 @@ def test_content_is_cut_into_chunks_and_read_back(
             assert store.read_content(refs) == data
 
 
+def test_chunk_refs_of_many_contents_match_their_read_plans(
+    make_store: StoreFactory, new_name: Callable[..., str]
+) -> None:
+    store = make_store(chunk_size=7)
+    workspace = store.create_workspace(new_name())["name"]
+    other = store.create_workspace(new_name())["name"]
+    heads = [store.put(workspace, f"f{n}.bin", payload(n * 5, seed=n)).revision for n in range(12)]
+    elsewhere = store.put(other, "x.bin", payload(40, seed=99)).revision
+    asked = [h.sha256 for h in heads] + [elsewhere.sha256, sha(b"never written")]
+
+    found = store.chunk_refs(workspace, asked)
+
+    for head in heads:
+        if head.size:
+            assert found[head.sha256] == store.read_plan(workspace, head.path)[1]
+            assert store.read_content(found[head.sha256]) == read(store, workspace, head.path)
+        else:  # an empty content has no chunks, like an unknown one
+            assert head.sha256 not in found
+    assert elsewhere.sha256 not in found  # another workspace's content is not this one's
+    assert sha(b"never written") not in found
+
+
 def test_equal_content_is_stored_once(store: Store, workspace: str) -> None:
     data = payload(3000)  # three chunks of 1024 bytes and a short one
 

@@ -115,8 +115,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         default_workspace=settings.default_workspace,
     )
     limiter = build_limiter(settings, metrics)
-    mem = Memory(store, index_dir(settings))
-    items = Items(store, mem, index_dir(settings), embeddings=embeddings_from(settings))
+    embeddings = embeddings_from(settings)  # one client for block and item vectors, or None
+    mem = Memory(store, index_dir(settings), embeddings=embeddings)
+    items = Items(store, mem, index_dir(settings), embeddings=embeddings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

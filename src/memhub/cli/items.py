@@ -88,12 +88,10 @@ class Local:
 
         settings = load_settings(data_dir)
         self.store = open_local_store(data_dir)
-        self.memory = Memory(self.store, settings.data_dir / "index" / "cli")
+        embeddings = embeddings_from(settings)
+        self.memory = Memory(self.store, settings.data_dir / "index" / "cli", embeddings=embeddings)
         self.items = Items(
-            self.store,
-            self.memory,
-            settings.data_dir / "index" / "cli",
-            embeddings=embeddings_from(settings),
+            self.store, self.memory, settings.data_dir / "index" / "cli", embeddings=embeddings
         )
         self.workspace = workspace
 

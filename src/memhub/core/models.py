@@ -110,6 +110,7 @@ class SearchPage(Wire):
     offset: int
     results: list[SearchHit]
     next_offset: int | None = None
+    mode: Literal["bm25", "hybrid"] = "bm25"  # hybrid: BM25 fused with vector ranks
 
 
 class IndexProblem(Wire):

@@ -39,6 +39,7 @@ from memhub.errors import (
     RevisionNotFound,
     StorageCorrupt,
 )
+from memhub.memory.block_vectors import BlockSearch
 from memhub.memory.blocks import Block, classify
 from memhub.memory.blocks.offload import split_file_offloaded
 from memhub.memory.index import Hit, SearchFilters, SearchIndex, decode_text
@@ -97,6 +98,7 @@ class Context:
     skipped: int = 0
     seen: set[tuple[str, int, int]] = field(default_factory=set)
     problems: list[dict[str, Any]] = field(default_factory=list)  # files left out: damaged
+    warning: str | None = None  # the embedding provider failed: BM25 alone
 
     def covers(self, path: str, rev: int) -> bool:
         """Whether the whole file is in already (its blocks need not be)."""
@@ -149,9 +151,10 @@ def conversation_text(conversation: list[dict[str, Any]]) -> str:
 
 
 class ContextAssembler:
-    def __init__(self, store: Store, index: SearchIndex) -> None:
+    def __init__(self, store: Store, index: SearchIndex, blocks: BlockSearch) -> None:
         self.store = store
         self.index = index
+        self.blocks = blocks
         self._lock = threading.Lock()
         # workspace -> (head rev, entity activity rows), least recently written first
         self._activity: dict[str, tuple[int, list[tuple[str, int, float]]]] = {}
@@ -171,7 +174,10 @@ class ContextAssembler:
         index = self.index.current(workspace)
         ctx = Context(workspace, depth, max_tokens)
         query = conversation_text(conversation)
-        hits = index.search(query, k=30)[0] if query.strip() else []
+        hits: list[Hit] = []
+        if query.strip():
+            ranked = self.blocks.search(index, query, k=30)
+            hits, ctx.warning = ranked.hits, ranked.warning
 
         always, _, _ = index.search("", k=500, filters=SearchFilters(always_load_only=True))
         rules = [h for h in always if h.file_kind == "instructions"]

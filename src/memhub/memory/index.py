@@ -25,11 +25,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tantivy
 
-from memhub.errors import FileNotFound, MemhubError, RevisionNotFound, StorageUnavailable
+from memhub.errors import FileNotFound, MemhubError, StorageUnavailable
 from memhub.memory.analyzer import analyze, detect_language, tokens
 from memhub.memory.blocks import Block, classify
 from memhub.memory.blocks.offload import split_file_offloaded
@@ -37,7 +37,7 @@ from memhub.store import Revision, Store
 
 log = logging.getLogger("memhub.index")
 
-INDEX_VERSION = 2  # 2: the "weighted" marker field
+INDEX_VERSION = 3  # 2: the "weighted" marker field; 3: "seq" in the block record
 MAX_INDEXED_BYTES = 4 * 1024 * 1024  # larger files are kept, not indexed
 WRITER_HEAP = 64 * 1024 * 1024
 REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
@@ -115,6 +115,27 @@ class Hit:
     turn_id: str | None
     speaker: str | None
     date: float
+    seq: int = 0  # the block's place in its file
+
+    @classmethod
+    def from_record(cls, path: str, data: dict[str, Any], score: float) -> Hit:
+        """A hit from the JSON record the index stores with a block."""
+        return cls(
+            path=path,
+            heading=data["heading"],
+            line_start=data["line_start"],
+            line_end=data["line_end"],
+            rev=data["rev"],
+            score=score,
+            text=data["text"],
+            file_kind=data["file_kind"],
+            always_load=data["always_load"],
+            strength=data["strength"],
+            turn_id=data["turn_id"],
+            speaker=data["speaker"],
+            date=data["date"],
+            seq=int(data.get("seq", 0)),
+        )
 
     def to_dict(self, snippet: str) -> dict[str, Any]:
         return {
@@ -176,26 +197,27 @@ def block_documents(
         doc.add_float("weight", weight)
         if weight:
             doc.add_integer("weighted", 1)
-        doc.add_text(
-            "block",
-            json.dumps(
-                {
-                    "heading": list(block.heading),
-                    "line_start": block.line_start,
-                    "line_end": block.line_end,
-                    "rev": revision.rev,
-                    "text": block.text,
-                    "file_kind": block.file_kind,
-                    "always_load": block.always_load,
-                    "strength": block.strength,
-                    "turn_id": block.turn_id,
-                    "speaker": block.speaker,
-                    "date": date,
-                },
-                ensure_ascii=False,
-            ),
-        )
+        doc.add_text("block", json.dumps(block_record(block, revision, i), ensure_ascii=False))
         yield doc
+
+
+def block_record(block: Block, revision: Revision, seq: int) -> dict[str, Any]:
+    """What the index stores with a block (a search's :class:`Hit` is made from it)."""
+    date = block.timestamp if block.timestamp is not None else revision.created_at
+    return {
+        "heading": list(block.heading),
+        "line_start": block.line_start,
+        "line_end": block.line_end,
+        "rev": revision.rev,
+        "seq": seq,
+        "text": block.text,
+        "file_kind": block.file_kind,
+        "always_load": block.always_load,
+        "strength": block.strength,
+        "turn_id": block.turn_id,
+        "speaker": block.speaker,
+        "date": date,
+    }
 
 
 def _context_of(blocks: list[Block], i: int, neighbours: int) -> str:
@@ -214,6 +236,15 @@ def decode_text(data: bytes, content_type: str) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
+class BlockFollower(Protocol):
+    """What follows the index's blocks (the block vectors): told every file the index
+    drops or (re)indexes, and given every block again when it may have missed some."""
+
+    def reset(self, blocks: Iterable[tuple[int, Hit]]) -> None: ...
+    def removed(self, path: str) -> None: ...
+    def added(self, path: str, blocks: list[tuple[int, Hit]]) -> None: ...
+
+
 class WorkspaceIndex:
     """One workspace's index directory, writer and catch-up state."""
 
@@ -229,6 +260,7 @@ class WorkspaceIndex:
         self.applied_rev = 0
         self.problems: dict[str, dict[str, Any]] = {}
         self._next_retry = 0.0
+        self.follower: BlockFollower | None = None
         self.index = self._open()
 
     # -- opening and state --------------------------------------------------
@@ -322,7 +354,27 @@ class WorkspaceIndex:
             if self._writer is not None:
                 self._writer.rollback()
             self.applied_rev, self.problems = committed_rev, problems
+            if self.follower is not None:  # it was told of writes that are undone
+                self.follower.reset(self._all_blocks())
             raise
+
+    def follow(self, follower: BlockFollower) -> None:
+        """Give ``follower`` every committed block, then tell it of every change."""
+        with self._lock:
+            follower.reset(self._all_blocks())
+            self.follower = follower
+
+    def _all_blocks(self) -> list[tuple[int, Hit]]:
+        searcher = self.index.searcher()
+        if not searcher.num_docs:
+            return []
+        result = searcher.search(tantivy.Query.all_query(), limit=searcher.num_docs)
+        out = []
+        for _score, address in result.hits:
+            doc = searcher.doc(address)
+            record = json.loads(doc["block"][0])
+            out.append((int(record["seq"]), Hit.from_record(doc["path"][0], record, 0.0)))
+        return out
 
     def rebuild(self) -> int:
         with self._lock:
@@ -334,6 +386,8 @@ class WorkspaceIndex:
             writer = self._writer_handle()
             writer.delete_all_documents()
             self.problems = {}
+            if self.follower is not None:
+                self.follower.reset([])
             count = 0
             after: str | None = None
             while True:
@@ -365,32 +419,48 @@ class WorkspaceIndex:
 
     def _apply(self, heads: Iterable[Revision], *, fresh: bool = False) -> None:
         writer = self._writer_handle()
+        todo = []
         for revision in heads:
             if not fresh:
                 writer.delete_documents_by_term("path", revision.path)
+                if self.follower is not None:
+                    self.follower.removed(revision.path)
             self.problems.pop(revision.path, None)
             if revision.deleted or classify(revision.path, self.workspace) == "binary":
                 continue
             if revision.size > MAX_INDEXED_BYTES:
                 continue
+            todo.append(revision)
+        # the chunks of the whole page in one query, not a read plan per file
+        refs = self.store.chunk_refs(self.workspace, (r.sha256 for r in todo)) if todo else {}
+        for revision in todo:
+            chunks = refs.get(revision.sha256)
+            if chunks is None and revision.size:
+                continue  # purged since: a later change in the log covers it
             try:
-                found, data = self.store.read_bytes(self.workspace, revision.path, revision.rev)
-            except (FileNotFound, RevisionNotFound):
-                continue  # purged or replaced since: a later change in the log covers it
+                data = self.store.read_content(chunks or [])
             except StorageUnavailable:
                 raise
             except MemhubError as exc:  # damaged bytes: reported, and tried again later
                 log.error("cannot index %s rev %s: %s", revision.path, revision.rev, exc)
                 self._problem(revision, "unreadable", exc.code, exc.detail)
                 continue
-            text = decode_text(data, found.content_type)
+            text = decode_text(data, revision.content_type)
             if text is None:
                 continue
-            blocks, error = split_file_offloaded(found.path, text, workspace=self.workspace)
+            blocks, error = split_file_offloaded(revision.path, text, workspace=self.workspace)
             if error is not None:
                 self._problem(revision, "parse", "PARSED_AS_TEXT", error)
-            for doc in block_documents(blocks, found, self.ranking.neighbours):
+            for doc in block_documents(blocks, revision, self.ranking.neighbours):
                 writer.add_document(doc)
+            if self.follower is not None:
+                self.follower.added(
+                    revision.path,
+                    [
+                        (seq, Hit.from_record(revision.path, block_record(b, revision, seq), 0.0))
+                        for seq, b in enumerate(blocks)
+                    ],
+                )
 
     def _problem(self, revision: Revision, kind: str, code: str, detail: str) -> None:
         self.problems[revision.path] = {
@@ -440,24 +510,7 @@ class WorkspaceIndex:
         hits = []
         for score, address in result.hits:
             doc = searcher.doc(address)
-            data = json.loads(doc["block"][0])
-            hits.append(
-                Hit(
-                    path=doc["path"][0],
-                    heading=data["heading"],
-                    line_start=data["line_start"],
-                    line_end=data["line_end"],
-                    rev=data["rev"],
-                    score=float(score),
-                    text=data["text"],
-                    file_kind=data["file_kind"],
-                    always_load=data["always_load"],
-                    strength=data["strength"],
-                    turn_id=data["turn_id"],
-                    speaker=data["speaker"],
-                    date=data["date"],
-                )
-            )
+            hits.append(Hit.from_record(doc["path"][0], json.loads(doc["block"][0]), float(score)))
         return hits, set(terms), int(getattr(result, "count", 0) or 0)
 
     def num_docs(self) -> int:

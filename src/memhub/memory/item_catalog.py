@@ -86,20 +86,27 @@ class Catalog:
         self.applied_rev = head  # writes that raced the listing are replayed next time
 
     def _apply(self, revisions: Iterable[Revision]) -> None:
+        live = []
         for revision in revisions:
             where = parse_path(revision.path)
             if where is None:
                 continue
             if revision.deleted:
                 self._remove(where[1])
-                continue
-            found, data = self.store.read_bytes(self.workspace, revision.path, revision.rev)
-            item = parse(found.path, data)
+            else:
+                live.append((revision, where[1]))
+        # the chunks of the whole page in one query, not a read plan per item
+        refs = self.store.chunk_refs(self.workspace, (r.sha256 for r, _ in live)) if live else {}
+        for revision, item_id in live:
+            chunks = refs.get(revision.sha256)
+            if chunks is None and revision.size:
+                continue  # purged since: a later change in the log covers it
+            item = parse(revision.path, self.store.read_content(chunks or []))
             if item is None:
                 log.warning("%s: %s is not a well-formed item", self.workspace, revision.path)
-                self._remove(where[1])
+                self._remove(item_id)
                 continue
-            self._put(item.with_rev(found.rev, found.sha256))
+            self._put(item.with_rev(revision.rev, revision.sha256))
 
     def _put(self, item: Item) -> None:
         self._remove(item.id)

@@ -1,5 +1,6 @@
 """Orchestrated search: plan several queries from a conversation, run each, fuse
-the rankings with reciprocal rank fusion (RRF, k = 60).
+the rankings with reciprocal rank fusion (RRF, k = 60; the one :func:`fuse` that
+item and block vectors use too).
 
 The plan comes from the LLM when one is configured (:func:`plan_queries`),
 otherwise from the conversation itself: the last user message, the last
@@ -12,13 +13,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from memhub.memory.context import conversation_text
+from memhub.memory.embeddings import fuse
 from memhub.memory.extractor import names_in
 from memhub.memory.index import Hit
 from memhub.memory.llm import ChatProvider
 from memhub.memory.llm_extractor import plan_queries
 from memhub.memory.service import Memory
 
-RRF_K = 60
 PER_QUERY = 20
 MAX_QUERY_CHARS = 2000
 
@@ -46,15 +47,20 @@ def offline_plan(conversation: list[dict[str, Any]]) -> list[str]:
     return unique[:6]
 
 
-def rrf(rankings: list[list[Hit]], *, k: int = RRF_K) -> list[Hit]:
-    scores: dict[tuple[str, int], float] = {}
-    first: dict[tuple[str, int], Hit] = {}
+def rrf(rankings: list[list[Hit]]) -> list[Hit]:
+    """The rankings fused (:func:`~memhub.memory.embeddings.fuse`, k = 60); a block found
+    by several queries is one hit, ties broken by path and line."""
+    first: dict[str, Hit] = {}
+    keyed = []
     for ranking in rankings:
-        for rank, hit in enumerate(ranking):
-            key = (hit.path, hit.line_start)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank + 1)
+        keys = []
+        for hit in ranking:
+            key = f"{hit.path}\n{hit.line_start}"
             first.setdefault(key, hit)
-    ordered = sorted(scores, key=lambda key: (-scores[key], key))
+            keys.append(key)
+        keyed.append(keys)
+    scores = dict(fuse(keyed))
+    ordered = sorted(scores, key=lambda key: (-scores[key], first[key].path, first[key].line_start))
     return [replace(first[key], score=round(scores[key], 6)) for key in ordered]
 
 

@@ -11,7 +11,9 @@ from typing import Any
 from memhub.core.paths import normalize_prefix
 from memhub.errors import BadRequest
 from memhub.memory.analyzer import highlight
+from memhub.memory.block_vectors import BlockSearch
 from memhub.memory.context import Context, ContextAssembler
+from memhub.memory.embeddings import EmbeddingProvider
 from memhub.memory.index import RECHECK_SECONDS, SearchFilters, SearchIndex
 from memhub.store import Store
 
@@ -27,10 +29,13 @@ class Memory:
         *,
         recheck_seconds: float = RECHECK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        embeddings: EmbeddingProvider | None = None,
     ) -> None:
         self.store = store
         self.index = SearchIndex(index_dir, store, recheck_seconds=recheck_seconds, clock=clock)
-        self.assembler = ContextAssembler(store, self.index)
+        # BM25, fused with block vectors when an embedding provider is configured
+        self.blocks = BlockSearch(embeddings)
+        self.assembler = ContextAssembler(store, self.index, self.blocks)
 
     def search(
         self,
@@ -50,13 +55,19 @@ class Memory:
         if filters is not None and filters.path_prefix:
             filters = replace(filters, path_prefix=normalize_prefix(filters.path_prefix) or None)
         index = self.index.current(workspace)
-        hits, terms, total = index.search(query, k=k, offset=offset, filters=filters)
-        return {
+        ranked = self.blocks.search(index, query, k=k, offset=offset, filters=filters)
+        found: dict[str, Any] = {
             "query": query,
-            "total": total,
+            "total": ranked.total,
             "offset": offset,
-            "results": [h.to_dict(highlight(h.text[:SNIPPET_SOURCE], terms)) for h in hits],
+            "mode": ranked.mode,
+            "results": [
+                h.to_dict(highlight(h.text[:SNIPPET_SOURCE], ranked.terms)) for h in ranked.hits
+            ],
         }
+        if ranked.warning:
+            found["warning"] = ranked.warning
+        return found
 
     def context(
         self,
@@ -89,4 +100,5 @@ class Memory:
         }
 
     def close(self) -> None:
+        self.blocks.close()
         self.index.close()

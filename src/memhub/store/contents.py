@@ -44,6 +44,7 @@ _CHUNKS_OF = (
     .order_by(content_chunks.c.seq)
 )
 _INSERT_CONTENT_CHUNKS = insert(content_chunks)
+_MANY = 500  # contents per query of refs_of_many (under SQLite's bound-parameter limit)
 
 
 def is_sha256(value: str) -> bool:
@@ -296,6 +297,31 @@ class Chunks:
     def refs_of(conn: Connection, ws_id: int, sha256: str) -> list[ChunkRef]:
         rows = conn.execute(_CHUNKS_OF, {"ws": ws_id, "sha": sha256}).all()
         return [ChunkRef(r[0], r[1]) for r in rows]
+
+    @staticmethod
+    def refs_of_many(
+        conn: Connection, ws_id: int, shas: Iterable[str]
+    ) -> dict[str, list[ChunkRef]]:
+        """:meth:`refs_of` for many contents in a query per ``_MANY`` of them; a content
+        the workspace does not hold is absent from the answer."""
+        wanted = sorted(set(shas))
+        out: dict[str, list[ChunkRef]] = {}
+        for start in range(0, len(wanted), _MANY):
+            rows = conn.execute(
+                select(
+                    content_chunks.c.content_sha256,
+                    content_chunks.c.chunk_sha256,
+                    content_chunks.c.size,
+                )
+                .where(
+                    content_chunks.c.workspace_id == ws_id,
+                    content_chunks.c.content_sha256.in_(wanted[start : start + _MANY]),
+                )
+                .order_by(content_chunks.c.content_sha256, content_chunks.c.seq)
+            ).all()
+            for content, chunk, size in rows:
+                out.setdefault(content, []).append(ChunkRef(chunk, size))
+        return out
 
     # -- reading -----------------------------------------------------------------------
 

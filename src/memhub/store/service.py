@@ -568,6 +568,15 @@ class Store:
             refs = self.chunks.refs_of(conn, ws_id, found.sha256)
         return found, refs
 
+    def chunk_refs(self, workspace: str, shas: Iterable[str]) -> dict[str, list[ChunkRef]]:
+        """The chunks of many contents (by sha256) in one query per 500: what reading
+        many files (an index catching up) needs instead of a :meth:`read_plan` each.
+        A content the workspace does not hold (purged, or another's) is absent, and so is
+        the empty content, which has no chunks."""
+        ws_id = self.workspace_id(workspace)
+        with self.meta.read() as conn:
+            return self.chunks.refs_of_many(conn, ws_id, shas)
+
     def iter_content(self, refs: list[ChunkRef]) -> Iterator[bytes]:
         """The content, one verified chunk at a time: no byte leaves before its chunk
         passed its sha256."""

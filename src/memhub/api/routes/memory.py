@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from memhub.api.context import get_principal
@@ -58,6 +58,12 @@ def _workspace(request: Request, principal: Principal, user_id: str | None, scop
     return access(principal, name, scope)
 
 
+def _warn(response: Response, warning: str | None) -> None:
+    """The embedding provider failed and the answer is BM25's: say so in a header."""
+    if warning:
+        response.headers["X-Memhub-Warning"] = warning
+
+
 def _meta(**values: Any) -> dict[str, Any]:
     return {**values, "timestamp": datetime.now(UTC).isoformat()}
 
@@ -70,6 +76,7 @@ def _conversation(messages: list[Message]) -> list[dict[str, Any]]:
 def seed_search(
     body: SeedSearchRequest,
     request: Request,
+    response: Response,
     memory: MemoryDep,
     principal: Annotated[Principal, Depends(get_principal)],
 ) -> dict[str, Any]:
@@ -77,6 +84,7 @@ def seed_search(
     heading trail, line range, rev, score and a highlighted snippet."""
     workspace = _workspace(request, principal, body.user_id, "read")
     found = memory.search(workspace, body.query, k=body.k)
+    _warn(response, found.get("warning"))
     return {
         "status": "success",
         "results": found["results"],
@@ -88,6 +96,7 @@ def seed_search(
 def seed_orchestrated_search(
     body: SeedContextRequest,
     request: Request,
+    response: Response,
     memory: MemoryDep,
     principal: Annotated[Principal, Depends(get_principal)],
 ) -> dict[str, Any]:
@@ -120,6 +129,7 @@ def seed_orchestrated_search(
 def seed_context(
     body: SeedContextRequest,
     request: Request,
+    response: Response,
     memory: MemoryDep,
     principal: Annotated[Principal, Depends(get_principal)],
 ) -> dict[str, Any]:
@@ -128,6 +138,7 @@ def seed_context(
     ctx = memory.context(
         workspace, _conversation(body.conversation), depth=body.depth, max_tokens=body.max_tokens
     )
+    _warn(response, ctx.warning)
     result = ctx.to_dict()
     return {
         "status": "success",
@@ -187,7 +198,7 @@ def _moment(value: float | str | None, name: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _search(memory: Memory, workspace: str, body: SearchRequest) -> SearchPage:
+def _search(memory: Memory, workspace: str, body: SearchRequest, response: Response) -> SearchPage:
     filters = SearchFilters(
         path_prefix=body.path_prefix or None,
         file_kinds=tuple(body.file_kinds),
@@ -196,6 +207,7 @@ def _search(memory: Memory, workspace: str, body: SearchRequest) -> SearchPage:
         always_load_only=body.always_load_only,
     )
     found = memory.search(workspace, body.query, k=body.k, offset=body.offset, filters=filters)
+    _warn(response, found.get("warning"))
     more = body.offset + len(found["results"]) < found["total"]
     next_offset = body.offset + len(found["results"]) if more else None
     return SearchPage.model_validate({**found, "next_offset": next_offset})
@@ -203,15 +215,20 @@ def _search(memory: Memory, workspace: str, body: SearchRequest) -> SearchPage:
 
 @router.post("/v1/workspaces/{workspace}/search", tags=["v1"])
 def v1_search(
-    workspace: str, body: SearchRequest, memory: MemoryDep, principal: PrincipalDep
+    workspace: str,
+    body: SearchRequest,
+    response: Response,
+    memory: MemoryDep,
+    principal: PrincipalDep,
 ) -> SearchPage:
     """Search with filters (path prefix, file kinds, date range, always-load only) and paging."""
-    return _search(memory, access(principal, workspace, "read"), body)
+    return _search(memory, access(principal, workspace, "read"), body, response)
 
 
 @router.get("/v1/workspaces/{workspace}/search", tags=["v1"])
 def v1_search_get(
     workspace: str,
+    response: Response,
     memory: MemoryDep,
     principal: PrincipalDep,
     q: Annotated[str, Query(max_length=10_000)] = "",
@@ -221,7 +238,7 @@ def v1_search_get(
 ) -> SearchPage:
     """The same search from a URL: ``?q=…&k=…&offset=…&prefix=…``."""
     body = SearchRequest(query=q, k=k, offset=offset, path_prefix=prefix)
-    return _search(memory, access(principal, workspace, "read"), body)
+    return _search(memory, access(principal, workspace, "read"), body, response)
 
 
 class ContextRequest(StrictBody):
@@ -232,13 +249,18 @@ class ContextRequest(StrictBody):
 
 @router.post("/v1/workspaces/{workspace}/context", tags=["v1"])
 def v1_context(
-    workspace: str, body: ContextRequest, memory: MemoryDep, principal: PrincipalDep
+    workspace: str,
+    body: ContextRequest,
+    response: Response,
+    memory: MemoryDep,
+    principal: PrincipalDep,
 ) -> ContextResult:
     """The assembled markdown (never over ``max_tokens``) and its sources with token counts."""
     workspace = access(principal, workspace, "read")
     ctx = memory.context(
         workspace, _conversation(body.conversation), depth=body.depth, max_tokens=body.max_tokens
     )
+    _warn(response, ctx.warning)
     return ContextResult.model_validate(ctx.to_dict())
 
 
