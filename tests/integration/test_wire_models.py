@@ -56,7 +56,8 @@ def test_search_answers_a_search_page(client: TestClient) -> None:
     body = client.post(f"{WS}/search", json={"query": "cache", "k": 5}).json()
     page = same_json(SearchPage, body)
     assert isinstance(page, SearchPage) and page.total == 1 and page.next_offset is None
-    assert set(body) == {"query", "total", "offset", "results", "next_offset"}
+    assert set(body) == {"query", "total", "offset", "results", "next_offset", "mode"}
+    assert body["mode"] == "bm25"  # no embedding provider configured
     assert set(body["results"][0]) == {
         "path", "heading", "line_start", "line_end", "rev", "score", "snippet", "file_kind",
         "always_load", "strength", "turn_id", "speaker", "date",
