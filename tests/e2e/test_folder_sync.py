@@ -702,3 +702,27 @@ def test_a_same_size_edit_in_the_same_clock_tick_is_not_lost(
     assert report["deleted_local"] == [] and report["uploaded"] == ["counter.md"]
     b.sync()
     assert assert_all_equal(a, b)["counter.md"] == b"value 2"
+
+
+def test_a_pull_with_nothing_new_on_the_server_is_one_request_and_no_scan(
+    machines: tuple[Machine, Machine], server: Remote
+) -> None:
+    """The SessionStart hook's common case: nothing reached the workspace since the last
+    round, so the pull neither scans the folder nor rewrites its state."""
+    a, b = machines
+    synced(a, b)
+    a.run(push=False)  # sees its own uploads in the change feed once, and moves past them
+    state_file = a.root / STATE_DIR / "state.json"
+    saved = state_file.read_bytes()
+    write(a.root, {"f0.md": "a local edit, for a later push"})
+
+    quiet = a.run(push=False)
+    assert quiet.planned == [] and quiet.uploaded == [] and quiet.downloaded == []
+    assert state_file.read_bytes() == saved  # no round ran
+    assert a.tree()["f0.md"] == b"a local edit, for a later push"
+
+    put_remote(server, "f2.md", b"new on the server")
+    pulled = a.run(push=False)
+    assert pulled.downloaded == ["f2.md"] and pulled.uploaded == []
+    assert a.tree()["f2.md"] == b"new on the server"
+    assert a.tree()["f0.md"] == b"a local edit, for a later push"

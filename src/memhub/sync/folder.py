@@ -64,6 +64,13 @@ class FolderSync:
         report = Report(dry_run=dry_run)
         with folder_lock(self.root):
             state = self._state()
+            if not push and not dry_run and self._nothing_to_pull(state):
+                # a pull brings the server's changes only; with none since the last round
+                # there is nothing to do, and the folder need not be scanned (the
+                # SessionStart hook's common case)
+                self.progress("plan", 0)
+                report.seconds = time.perf_counter() - started
+                return report
             scanned_at = time.time()
             ignores = load_ignores(self.root)
             local = scan(self.root, state, ignores, report.skipped)
@@ -149,6 +156,14 @@ class FolderSync:
             )
 
     # -- the server's side -----------------------------------------------------------
+
+    def _nothing_to_pull(self, state: State) -> bool:
+        """The folder has been synced, nothing of the server's is left unapplied, and no
+        change has reached the workspace since (anywhere: one request, not a listing)."""
+        if state.cursor == 0 or state.pending:
+            return False
+        page = self.client.changes(state.cursor, limit=1)
+        return not page.changes
 
     def _remote(self, state: State) -> tuple[dict[str, Remote], int]:
         """The server's head of every path under the prefix, and the cursor to save."""
