@@ -114,7 +114,14 @@ class MemhubClient:
         self.retry = retry or RetryPolicy()
         self._on_close = on_close
         self._http = httpx.Client(
-            base_url=self.server, headers=headers, timeout=timeout, transport=transport
+            base_url=self.server,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            # a plain-http server has no certificate to check: skip loading the CA bundle
+            # (0.15 s of every command's start); redirects are never followed, so no
+            # request of this client can reach an https URL
+            verify=not self.server.lower().startswith("http://"),
         )
 
     def close(self) -> None:
