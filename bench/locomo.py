@@ -308,7 +308,7 @@ def table(results: dict[str, Tally], files: list[str]) -> str:
 
 # -- leave-one-conversation-out ---------------------------------------------------------------
 
-# The ranking knobs searched (memhub.memory.index.Ranking); ``neighbours`` is fixed
+# The ranking knobs searched (memhub.memory.documents.Ranking); ``neighbours`` is fixed
 # when an index is built, the others per query.
 GRID: dict[str, tuple[Any, ...]] = {
     "neighbours": (1, 2, 3),
@@ -344,7 +344,8 @@ def leave_one_out(
     configurations is affordable. Returns per held-out file: the chosen
     configuration, its figures on the files it was chosen on, and on the held-out
     file, per format and category."""
-    from memhub.memory.index import RANKING, WorkspaceIndex
+    from memhub.memory.documents import RANKING
+    from memhub.memory.index import WorkspaceIndex
     from memhub.store import open_store
 
     grid = QUICK_GRID if quick else GRID

@@ -60,7 +60,7 @@ from urllib.parse import urlparse
 
 from locomo import ROOT, memhub_server
 from memhub.memory.blocks import split_file
-from memhub.memory.index import SearchFilters
+from memhub.memory.documents import SearchFilters
 from memhub.memory.service import Memory
 from memhub.store import Store, open_store
 

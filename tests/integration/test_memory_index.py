@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from memhub.errors import BadRequest
-from memhub.memory.index import SearchFilters
+from memhub.memory.documents import SearchFilters
 from memhub.memory.service import Memory
 from memhub.store import Store
 from memhub.store.blobs import open_blob_store

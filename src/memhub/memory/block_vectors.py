@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from memhub.memory.documents import Hit, SearchFilters
 from memhub.memory.embeddings import EmbeddingProvider, EmbeddingsUnavailable, VectorIndex, fuse
-from memhub.memory.index import Hit, SearchFilters, WorkspaceIndex
+from memhub.memory.index import WorkspaceIndex
 
 log = logging.getLogger("memhub.embeddings")
 

@@ -42,7 +42,8 @@ from memhub.errors import (
 from memhub.memory.block_vectors import BlockSearch
 from memhub.memory.blocks import Block, classify
 from memhub.memory.blocks.offload import split_file_offloaded
-from memhub.memory.index import Hit, SearchFilters, SearchIndex, decode_text
+from memhub.memory.documents import Hit, SearchFilters, decode_text
+from memhub.memory.index import SearchIndex
 from memhub.store import Store
 
 Depth = Literal["basic", "wide", "deep", "temporal"]

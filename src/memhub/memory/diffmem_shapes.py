@@ -16,8 +16,8 @@ from typing import Any
 from memhub.errors import FileNotFound, MemhubError
 from memhub.memory.blocks import classify, clean_heading
 from memhub.memory.context import MAX_ENTITIES, conversation_text
+from memhub.memory.documents import Hit, SearchFilters, decode_text
 from memhub.memory.extractor import KINDS
-from memhub.memory.index import Hit, SearchFilters, decode_text
 from memhub.memory.service import Memory
 from memhub.store import Store
 

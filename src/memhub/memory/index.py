@@ -23,217 +23,35 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import tantivy
 
 from memhub.errors import FileNotFound, MemhubError, StorageUnavailable
-from memhub.memory.analyzer import analyze, detect_language, tokens
-from memhub.memory.blocks import Block, classify
+from memhub.memory import queries
+from memhub.memory.analyzer import analyze
+from memhub.memory.blocks import classify
 from memhub.memory.blocks.offload import split_file_offloaded
+from memhub.memory.documents import (
+    MAX_INDEXED_BYTES,
+    RANKING,
+    SCHEMA,
+    Hit,
+    Ranking,
+    SearchFilters,
+    block_documents,
+    block_record,
+    decode_text,
+)
 from memhub.store import Revision, Store
 
 log = logging.getLogger("memhub.index")
 
 INDEX_VERSION = 3  # 2: the "weighted" marker field; 3: "seq" in the block record
-MAX_INDEXED_BYTES = 4 * 1024 * 1024  # larger files are kept, not indexed
 WRITER_HEAP = 64 * 1024 * 1024
 REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
 RETRY_SECONDS = 10.0  # how often files whose bytes could not be read are tried again
-STRENGTH_WEIGHT = {"High": 0.828, "Medium": 0.297}  # log2(2 + w): x1.5, x1.2
-TEXT_FIELDS = ("text", "context", "heading")
-
-
-@dataclass(frozen=True, slots=True)
-class Ranking:
-    """How a search weighs a block's fields. Each query term scores the best of the
-    text fields (a disjunction max with a tie breaker); a term that names a speaker
-    scores the speaker field instead. ``neighbours`` turns before and after a turn
-    are indexed as its context (so it is fixed when the index is built).
-
-    The defaults are chosen by leave-one-conversation-out on the LoCoMo dev files
-    (``bench/locomo.py --loo``): every figure there is reported on a file the
-    weights were not chosen on."""
-
-    text: float = 1.0
-    context: float = 0.7
-    heading: float = 0.5
-    tie_breaker: float = 0.3
-    speaker_boost: float = 2.0
-    neighbours: int = 2
-
-    def field_boosts(self) -> tuple[tuple[str, float], ...]:
-        return (("text", self.text), ("context", self.context), ("heading", self.heading))
-
-
-RANKING = Ranking()
-
-
-def _schema() -> tantivy.Schema:
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("path", stored=True, tokenizer_name="raw")
-    builder.add_text_field("prefixes", stored=False, tokenizer_name="raw")
-    builder.add_text_field("file_kind", stored=False, tokenizer_name="raw")
-    for name in (*TEXT_FIELDS, "speaker"):
-        builder.add_text_field(name, stored=False, tokenizer_name="raw", index_option="position")
-    builder.add_integer_field("always_load", indexed=True, fast=True)
-    builder.add_integer_field("date", indexed=True, fast=True)
-    builder.add_float_field("weight", fast=True)
-    # 1 on blocks with a weight: a search scales scores by weight only when some block
-    # has one (scaling made tantivy's part of a search ~40% slower at 100k blocks)
-    builder.add_integer_field("weighted", indexed=True)
-    builder.add_text_field("block", stored=True, tokenizer_name="raw", index_option="basic")
-    return builder.build()
-
-
-SCHEMA = _schema()
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    path_prefix: str | None = None
-    file_kinds: tuple[str, ...] = ()
-    since: float | None = None  # block date (the file's revision time or the block's own)
-    until: float | None = None
-    always_load_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    path: str
-    heading: list[str]
-    line_start: int
-    line_end: int
-    rev: int
-    score: float
-    text: str
-    file_kind: str
-    always_load: bool
-    strength: str | None
-    turn_id: str | None
-    speaker: str | None
-    date: float
-    seq: int = 0  # the block's place in its file
-
-    @classmethod
-    def from_record(cls, path: str, data: dict[str, Any], score: float) -> Hit:
-        """A hit from the JSON record the index stores with a block."""
-        return cls(
-            path=path,
-            heading=data["heading"],
-            line_start=data["line_start"],
-            line_end=data["line_end"],
-            rev=data["rev"],
-            score=score,
-            text=data["text"],
-            file_kind=data["file_kind"],
-            always_load=data["always_load"],
-            strength=data["strength"],
-            turn_id=data["turn_id"],
-            speaker=data["speaker"],
-            date=data["date"],
-            seq=int(data.get("seq", 0)),
-        )
-
-    def to_dict(self, snippet: str) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "heading": self.heading,
-            "line_start": self.line_start,
-            "line_end": self.line_end,
-            "rev": self.rev,
-            "score": round(self.score, 4),
-            "snippet": snippet,
-            "file_kind": self.file_kind,
-            "always_load": self.always_load,
-            "strength": self.strength,
-            "turn_id": self.turn_id,
-            "speaker": self.speaker,
-            "date": self.date,
-        }
-
-
-def _pretokenized(text: str, lang: str | None) -> tantivy.PreTokenizedString:
-    toks = tokens(text, lang)
-    return tantivy.PreTokenizedString(
-        text, [tantivy.Token(t.term, t.position, t.start, t.end) for t in toks]
-    )
-
-
-def _prefixes(path: str) -> Iterator[str]:
-    parts = path.split("/")
-    for i in range(1, len(parts)):
-        yield "/".join(parts[:i]) + "/"
-    yield path
-
-
-def block_documents(
-    blocks: list[Block], revision: Revision, neighbours: int = RANKING.neighbours
-) -> Iterator[tantivy.Document]:
-    """The tantivy documents of one file's blocks."""
-    lang = detect_language(" ".join(b.text[:400] for b in blocks[:20]))
-    for i, block in enumerate(blocks):
-        doc = tantivy.Document()
-        doc.add_text("path", block.path)
-        for prefix in _prefixes(block.path):
-            doc.add_text("prefixes", prefix)
-        doc.add_text("file_kind", block.file_kind)
-        when = block.meta.get("when")
-        text = f"{block.text} ({when})" if when else block.text
-        doc.add_pre_tokenized_text("text", _pretokenized(text, lang))
-        if block.speaker:
-            doc.add_pre_tokenized_text("speaker", _pretokenized(block.speaker, lang))
-        elif block.heading:
-            doc.add_pre_tokenized_text("heading", _pretokenized(" / ".join(block.heading), lang))
-        context = _context_of(blocks, i, neighbours)
-        if context:
-            doc.add_pre_tokenized_text("context", _pretokenized(context, lang))
-        doc.add_integer("always_load", 1 if block.always_load else 0)
-        date = block.timestamp if block.timestamp is not None else revision.created_at
-        doc.add_integer("date", int(date))
-        weight = STRENGTH_WEIGHT.get(block.strength or "", 0.0)
-        doc.add_float("weight", weight)
-        if weight:
-            doc.add_integer("weighted", 1)
-        doc.add_text("block", json.dumps(block_record(block, revision, i), ensure_ascii=False))
-        yield doc
-
-
-def block_record(block: Block, revision: Revision, seq: int) -> dict[str, Any]:
-    """What the index stores with a block (a search's :class:`Hit` is made from it)."""
-    date = block.timestamp if block.timestamp is not None else revision.created_at
-    return {
-        "heading": list(block.heading),
-        "line_start": block.line_start,
-        "line_end": block.line_end,
-        "rev": revision.rev,
-        "seq": seq,
-        "text": block.text,
-        "file_kind": block.file_kind,
-        "always_load": block.always_load,
-        "strength": block.strength,
-        "turn_id": block.turn_id,
-        "speaker": block.speaker,
-        "date": date,
-    }
-
-
-def _context_of(blocks: list[Block], i: int, neighbours: int) -> str:
-    if blocks[i].kind != "turn" or neighbours <= 0:
-        return ""
-    lo, hi = max(0, i - neighbours), min(len(blocks), i + neighbours + 1)
-    return "\n".join(blocks[j].text for j in range(lo, hi) if j != i and blocks[j].kind == "turn")
-
-
-def decode_text(data: bytes, content_type: str) -> str | None:
-    """The text of a file worth indexing, or None (binary, or too large)."""
-    if len(data) > MAX_INDEXED_BYTES or b"\x00" in data[:8192]:
-        return None
-    if content_type.startswith(("image/", "audio/", "video/", "application/x-sqlite")):
-        return None
-    return data.decode("utf-8", errors="replace")
 
 
 class BlockFollower(Protocol):
@@ -493,8 +311,8 @@ class WorkspaceIndex:
         filters = filters or SearchFilters()
         terms = analyze(query)
         searcher = self.index.searcher()
-        text_query = _text_query(searcher, terms, self.ranking)
-        musts = _filter_queries(filters)
+        text_query = queries.text_query(searcher, terms, self.ranking)
+        musts = queries.filter_queries(filters)
         if text_query is None and not musts:
             return [], set(terms), 0
         clauses = [(tantivy.Occur.Must, q) for q in musts]
@@ -515,80 +333,6 @@ class WorkspaceIndex:
 
     def num_docs(self) -> int:
         return int(self.index.searcher().num_docs)
-
-
-def _text_query(
-    searcher: tantivy.Searcher, terms: list[str], ranking: Ranking
-) -> tantivy.Query | None:
-    """Each term: a name of a speaker → the speaker field; otherwise the best of the
-    text fields (disjunction max). Repeated terms weigh more."""
-    if not terms:
-        return None
-    weights: dict[str, float] = {}
-    for term in terms:
-        weights[term] = weights.get(term, 0.0) + 1.0
-    clauses = []
-    for term, weight in weights.items():
-        if searcher.doc_freq("speaker", term) > 0:
-            query = tantivy.Query.term_query(SCHEMA, "speaker", term, index_option="freq")
-            clauses.append(
-                (
-                    tantivy.Occur.Should,
-                    tantivy.Query.boost_query(query, ranking.speaker_boost * weight),
-                )
-            )
-            continue
-        per_field = [
-            tantivy.Query.boost_query(
-                tantivy.Query.term_query(SCHEMA, field, term, index_option="freq"), boost * weight
-            )
-            for field, boost in ranking.field_boosts()
-            if boost > 0
-        ]
-        clauses.append(
-            (
-                tantivy.Occur.Should,
-                tantivy.Query.disjunction_max_query(per_field, ranking.tie_breaker),
-            )
-        )
-    return tantivy.Query.boolean_query(clauses)
-
-
-def _filter_queries(filters: SearchFilters) -> list[tantivy.Query]:
-    out: list[tantivy.Query] = []
-    if filters.path_prefix:
-        out.append(_prefix_query(filters.path_prefix))
-    if filters.file_kinds:
-        out.append(
-            tantivy.Query.boolean_query(
-                [
-                    (tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, "file_kind", kind))
-                    for kind in filters.file_kinds
-                ]
-            )
-        )
-    if filters.since is not None or filters.until is not None:
-        out.append(
-            tantivy.Query.range_query(
-                SCHEMA,
-                "date",
-                tantivy.FieldType.Integer,
-                int(filters.since) if filters.since is not None else None,
-                int(filters.until) if filters.until is not None else None,
-            )
-        )
-    if filters.always_load_only:
-        out.append(tantivy.Query.term_query(SCHEMA, "always_load", 1))
-    return out
-
-
-def _prefix_query(prefix: str) -> tantivy.Query:
-    """Paths starting with ``prefix`` (as the store's listings): a folder (``notes/``) is
-    a term of the prefixes field; any other string, a regex over the path terms."""
-    if prefix.endswith("/"):
-        return tantivy.Query.term_query(SCHEMA, "prefixes", prefix)
-    escaped = "".join(ch if ch.isalnum() else f"\\x{{{ord(ch):X}}}" for ch in prefix)
-    return tantivy.Query.regex_query(SCHEMA, "path", f"{escaped}.*")
 
 
 RECHECK_SECONDS = 0.25  # how stale a search may be about writes through other nodes

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from memhub.core.paths import validate_name
 from memhub.errors import BadRequest
+from memhub.memory.documents import SearchFilters
 from memhub.memory.embeddings import EmbeddingProvider, EmbeddingsUnavailable, VectorIndex, fuse
-from memhub.memory.index import SearchFilters
 from memhub.memory.item_catalog import Catalog, Catalogs
 from memhub.memory.item_file import ITEMS_ROOT, Item
 from memhub.memory.item_filter import Predicate

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from memhub.memory.context import conversation_text
+from memhub.memory.documents import Hit
 from memhub.memory.embeddings import fuse
 from memhub.memory.extractor import names_in
-from memhub.memory.index import Hit
 from memhub.memory.llm import ChatProvider
 from memhub.memory.llm_extractor import plan_queries
 from memhub.memory.service import Memory

@@ -13,8 +13,9 @@ from memhub.errors import BadRequest
 from memhub.memory.analyzer import highlight
 from memhub.memory.block_vectors import BlockSearch
 from memhub.memory.context import Context, ContextAssembler
+from memhub.memory.documents import SearchFilters
 from memhub.memory.embeddings import EmbeddingProvider
-from memhub.memory.index import RECHECK_SECONDS, SearchFilters, SearchIndex
+from memhub.memory.index import RECHECK_SECONDS, SearchIndex
 from memhub.store import Store
 
 MAX_K = 200

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from memhub.errors import MemhubError
+from memhub.memory.documents import decode_text
 from memhub.memory.extractor import KINDS, Entity, Extraction, Fact
-from memhub.memory.index import decode_text
 from memhub.store import Store
 
 TIMELINE_FACTS = 12

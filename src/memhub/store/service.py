@@ -140,6 +140,7 @@ class Store:
         self.leases = LeaseManager(meta, self.workspace_id, clock)
         self._listeners: list[Callable[[str, int], None]] = []
         self._listeners_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # batch writes' blobs, made on first use
 
     # -- workspaces --------------------------------------------------------------
 
@@ -302,8 +303,10 @@ class Store:
             raise BadRequest("a path may appear only once in a batch of writes")
         content_type = validate_content_type(content_type)
         data = [d for _, d, _ in writes if d is not None]
-        with ThreadPoolExecutor(max_workers=min(8, max(1, len(data)))) as pool:
-            made = iter(list(pool.map(lambda d: self.chunks.write(d, None), data)))
+        if len(data) > 1:  # in parallel: concurrent small blobs share the inline tier's fsyncs
+            made = iter(list(self._writer_pool().map(lambda d: self.chunks.write(d, None), data)))
+        else:
+            made = iter([self.chunks.write(d, None) for d in data])
         contents = [None if d is None else next(made) for _, d, _ in writes]
         out: list[WriteResult | MemhubError | None] = [None] * len(writes)
         now = self.clock() if created_at is None else created_at
@@ -311,6 +314,8 @@ class Store:
             # lock the workspace row first (PostgreSQL), as every writer does
             conn.execute(_BUMP_BY, {"ws": ws_id, "n": 0})
             heads = self._heads(conn, workspace, ws_id, paths)
+            new_paths = [p for p, c in zip(paths, contents, strict=True) if c is not None]
+            live = self._live_by_fold(conn, ws_id, {fold_case(p) for p in new_paths})
             created: dict[str, str] = {}  # casefolded → path, of the paths this batch brings
             accepted: list[tuple[int, str, Content | None]] = []
             for n, (path, content, (_, _, precondition)) in enumerate(
@@ -322,8 +327,11 @@ class Store:
                     if content is None and (head is None or head.deleted):
                         raise FileNotFound(f"File not found: {path}", context={"path": path})
                     if content is not None and (head is None or head.deleted):
-                        self._check_case_clash(conn, ws_id, path)
-                        twin = created.setdefault(fold_case(path), path)
+                        fold = fold_case(path)
+                        for other in live.get(fold, ()):
+                            if other != path:
+                                raise _case_clash(path, other)
+                        twin = created.setdefault(fold, path)
                         if twin != path:
                             raise _case_clash(path, twin)
                 except MemhubError as exc:
@@ -498,6 +506,24 @@ class Store:
             conn.execute(self.meta.upsert(files, ("workspace_id", "path")), _head_row(values))
         self._notify(workspace, rev)
         return WriteResult(revision, created=current is None or current.deleted)
+
+    @staticmethod
+    def _live_by_fold(conn: Connection, ws_id: int, folds: set[str]) -> dict[str, list[str]]:
+        """The live paths whose case fold is one of ``folds``, by fold (set-based: a batch's
+        case-clash check is one query per 500 new paths)."""
+        found: dict[str, list[str]] = {}
+        wanted = sorted(folds)
+        for start in range(0, len(wanted), 500):
+            rows = conn.execute(
+                select(files.c.path_fold, files.c.path).where(
+                    files.c.workspace_id == ws_id,
+                    files.c.path_fold.in_(wanted[start : start + 500]),
+                    files.c.deleted.is_(False),
+                )
+            ).all()
+            for fold, path in rows:
+                found.setdefault(str(fold), []).append(str(path))
+        return found
 
     @staticmethod
     def _check_case_clash(conn: Connection, ws_id: int, path: str) -> None:
@@ -717,7 +743,17 @@ class Store:
         self.meta.ping()
         self.blobs.ping()
 
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        with self._listeners_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(8, thread_name_prefix="memhub-batch-write")
+            return self._pool
+
     def close(self) -> None:
+        with self._listeners_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         self.meta.close()
         self.blobs.close()
 

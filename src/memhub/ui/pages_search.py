@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from memhub.errors import BadRequest
 from memhub.memory.context import DEPTHS
-from memhub.memory.index import SearchFilters
+from memhub.memory.documents import SearchFilters
 from memhub.memory.service import Memory
 from memhub.ui.deps import UiDep
 

@@ -14,7 +14,7 @@ from memhub.api.routes.common import PrincipalDep, StrictBody, access
 from memhub.auth.principal import Principal
 from memhub.core.models import ContextResult, IndexRebuild, SearchPage
 from memhub.errors import BadRequest
-from memhub.memory.index import SearchFilters
+from memhub.memory.documents import SearchFilters
 from memhub.memory.service import MAX_K, Memory
 
 router = APIRouter(tags=["memory"])
