@@ -1,4 +1,8 @@
-"""``memhub login``, ``push``, ``pull``, ``sync`` and ``status``: folders between machines."""
+"""``memhub login``, ``push``, ``pull``, ``sync`` and ``status``: folders between machines.
+
+The Typer signatures of five commands (the same options each) make up most of its
+420 lines; the sync itself is :mod:`memhub.sync.folder`.
+"""
 
 from __future__ import annotations
 

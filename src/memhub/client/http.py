@@ -3,6 +3,9 @@
 Errors come back as memhub's own exceptions (the server's ``error_code``
 picks the class), so callers handle a 412 from the server exactly like a
 ``PreconditionFailed`` raised by an in-process store.
+
+One class, one method per route (about 400 lines): the client's whole view of
+the API, kept together so it can be checked against the routes.
 """
 
 from __future__ import annotations

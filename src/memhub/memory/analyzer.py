@@ -22,6 +22,10 @@ Per-word results are cached (bounded LRU): vocabularies repeat and dictionary
 look-ups are the slow part. ``tokens(text)`` gives the same terms with character
 offsets and positions, ready for ``tantivy.PreTokenizedString``; ``highlight``
 uses them to mark matches in the original text.
+
+One module (about 480 lines) because documents and queries must be cut by the
+same rules: the per-script word handling, stop lists and stemmers live side by
+side so that a change to one is seen against the others.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ reaches its own, admin and master keys reach all; any other cube is 404
 ``WORKSPACE_NOT_FOUND``). Where MemOS falls back on ``user_id`` as the cube,
 memhub uses it only when the key reaches such a workspace, and otherwise the
 key's own workspace. The contract: ``../shared/specs/memos-product-api.md``.
+
+All of MemOS's routes are here (about 400 lines) so they can be read against
+the spec in one place; the request and answer models are in
+:mod:`memhub.api.product_models`.
 """
 
 from __future__ import annotations
