@@ -32,7 +32,13 @@ from memhub.memory.blocks.diffmem import split_diffmem, timeline_time
 from memhub.memory.blocks.instructions import is_mandatory
 from memhub.memory.blocks.items import FrontMatterError, parse_front_matter, split_item
 from memhub.memory.blocks.markdown import split_markdown
-from memhub.memory.blocks.model import MAX_BLOCK_CHARS, Block, classify, clean_heading
+from memhub.memory.blocks.model import (
+    MAX_BLOCK_CHARS,
+    Block,
+    FileKind,
+    classify,
+    clean_heading,
+)
 from memhub.memory.blocks.transcripts import split_paragraphs, split_transcript
 from memhub.memory.blocks.turns import markdown_turns
 
@@ -83,7 +89,7 @@ def split_file_checked(
     return [replace(b, seq=i) for i, b in enumerate(blocks)], error
 
 
-def _split(path: str, text: str, file_kind: str) -> tuple[list[Block], str | None]:
+def _split(path: str, text: str, file_kind: FileKind) -> tuple[list[Block], str | None]:
     if file_kind == "transcript":
         return split_transcript(path, text), None
     if file_kind == "text":

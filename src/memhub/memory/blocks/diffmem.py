@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from memhub.memory.blocks.markdown import Outline, section_block
 from memhub.memory.blocks.model import (
     Block,
+    FileKind,
     always_load_anywhere,
     leading_blank,
     strength_of,
@@ -36,7 +37,7 @@ def _next_table(flags: list[bool]) -> list[int]:
     return table
 
 
-def split_diffmem(path: str, text: str, file_kind: str) -> list[Block]:
+def split_diffmem(path: str, text: str, file_kind: FileKind) -> list[Block]:
     outline = Outline(text)
     lines = outline.lines
     starts = [bool(_START.match(line)) for line in lines]
@@ -85,7 +86,7 @@ def split_diffmem(path: str, text: str, file_kind: str) -> list[Block]:
     return sorted(explicit + rest, key=lambda b: b.line_start)
 
 
-def _outside(path: str, outline: Outline, covered: bytearray, kind: str) -> list[Block]:
+def _outside(path: str, outline: Outline, covered: bytearray, kind: FileKind) -> list[Block]:
     """Markdown sections of the lines no explicit block took, one block per run."""
     lines = outline.lines
     blocks: list[Block] = []

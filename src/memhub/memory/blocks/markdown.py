@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 from memhub.memory.blocks.model import (
     MAX_BLOCK_CHARS,
     Block,
+    FileKind,
     always_load_in,
     clean_heading,
     leading_blank,
@@ -131,7 +132,7 @@ class Outline:
         return all(not self.lines[i].strip() for i in range(start, end))
 
 
-def split_markdown(path: str, text: str, file_kind: str) -> list[Block]:
+def split_markdown(path: str, text: str, file_kind: FileKind) -> list[Block]:
     outline = Outline(text)
     blocks: list[Block] = []
     for section in outline.sections:
@@ -144,7 +145,7 @@ def split_markdown(path: str, text: str, file_kind: str) -> list[Block]:
 
 
 def section_block(
-    path: str, file_kind: str, trail: tuple[str, ...], start: int, piece: str
+    path: str, file_kind: FileKind, trail: tuple[str, ...], start: int, piece: str
 ) -> Block:
     first_line = piece.split("\n", 1)[0]
     return Block(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 MAX_BLOCK_CHARS = 4000
 MAX_HEADING_CHARS = 300  # heading text kept (and seen by any regex) per heading
@@ -22,12 +22,18 @@ _SPACES = re.compile(r"\s{2,}")
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
 
 
+BlockKind = Literal["section", "diffmem", "item", "turn", "paragraph"]
+FileKind = Literal[
+    "markdown", "instructions", "entity", "timeline", "user", "item", "transcript", "text", "binary"
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     path: str
     seq: int  # position of the block in its file
-    kind: str  # section | diffmem | item | turn | paragraph
-    file_kind: str  # markdown | instructions | entity | timeline | user | item | transcript | text
+    kind: BlockKind
+    file_kind: FileKind
     heading: tuple[str, ...]
     text: str
     line_start: int  # 1-based, inclusive
@@ -48,7 +54,7 @@ class Block:
         return " › ".join(self.heading)
 
 
-def classify(path: str, workspace: str | None = None) -> str:
+def classify(path: str, workspace: str | None = None) -> FileKind:
     """What kind of file ``path`` is, which decides how it is cut."""
     lower = path.lower()
     name = lower.rsplit("/", 1)[-1]

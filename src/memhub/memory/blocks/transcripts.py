@@ -11,7 +11,7 @@ from typing import Any
 
 from memhub.memory.blocks.items import parse_time
 from memhub.memory.blocks.markdown import split_markdown
-from memhub.memory.blocks.model import MARKDOWN_SUFFIXES, MAX_BLOCK_CHARS, Block
+from memhub.memory.blocks.model import MARKDOWN_SUFFIXES, MAX_BLOCK_CHARS, Block, FileKind
 from memhub.memory.blocks.turns import heading_date, markdown_turns
 
 _TURN_LINE = re.compile(
@@ -180,7 +180,7 @@ def _line_turns(path: str, text: str) -> list[Block] | None:
     return blocks
 
 
-def split_paragraphs(path: str, text: str, file_kind: str) -> list[Block]:
+def split_paragraphs(path: str, text: str, file_kind: FileKind) -> list[Block]:
     """One block per paragraph (lines between blank lines); a paragraph over
     :data:`MAX_BLOCK_CHARS` is cut between its lines, so no block is unbounded
     (this is also the fallback for files over a parser's budget)."""
@@ -199,7 +199,7 @@ def split_paragraphs(path: str, text: str, file_kind: str) -> list[Block]:
     return blocks
 
 
-def _paragraph(path: str, file_kind: str, lines: list[str], start: int, end: int) -> Block:
+def _paragraph(path: str, file_kind: FileKind, lines: list[str], start: int, end: int) -> Block:
     return Block(
         path=path,
         seq=0,
