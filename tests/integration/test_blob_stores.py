@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from memhub.errors import BadRequest, StorageUnavailable
-from memhub.store.blobs import BlobNotFound, BlobStore, open_blob_store
+from memhub.store.blobs import BlobNotFound, BlobStore, open_blob_store, put_all
 from memhub.store.blobs.base import READ_PIECE
 from memhub.store.blobs.local import LocalBlobStore
 
@@ -43,6 +43,18 @@ def test_put_then_get_and_open_give_back_the_same_bytes(blob_store: BlobStore, d
     assert b"".join(pieces) == data
     # streamed in bounded memory: over 512 KiB come in at least three pieces
     assert all(len(piece) <= READ_PIECE for piece in pieces)
+
+
+def test_put_all_stores_every_blob_small_and_large(blob_store: BlobStore) -> None:
+    """A batch write's blobs in one call: on the local store the small ones share one
+    inline transaction and the large ones are files; elsewhere one put each."""
+    items = [(f"chunks/{i:02x}/" + f"{i:02x}" * 32, payload(size, i)) for i, size in
+             enumerate([0, 10, 1000, 40_000, 300_000, 7])]  # fmt: skip
+    put_all(blob_store, items)
+    put_all(blob_store, [])
+    for key, data in items:
+        assert blob_store.get(key) == data
+    assert sorted(info.key for info in blob_store.list()) == sorted(k for k, _ in items)
 
 
 def test_put_of_the_same_bytes_twice_is_idempotent(blob_store: BlobStore) -> None:

@@ -31,7 +31,7 @@ from memhub.errors import (
     PayloadTooLarge,
     StorageCorrupt,
 )
-from memhub.store.blobs import BlobNotFound, BlobStore, chunk_key
+from memhub.store.blobs import BlobNotFound, BlobStore, chunk_key, put_all
 from memhub.store.metadata import Metadata
 from memhub.store.model import ChunkRef
 from memhub.store.schema import chunks, content_chunks, contents
@@ -103,6 +103,22 @@ class Chunks:
             self.blobs.put(chunk_key(chunk_sha), piece)
             refs.append(ChunkRef(chunk_sha, len(piece)))
         return Content(whole_sha.hexdigest(), whole_md5.hexdigest(), size, refs)
+
+    def write_many(self, datas: list[bytes]) -> list[Content]:
+        """:meth:`write` of many small contents at once: their chunks go to the blob store
+        in one call (on the local store, small ones share one inline transaction)."""
+        made: list[Content] = []
+        pending: dict[str, bytes] = {}
+        for data in datas:
+            refs: list[ChunkRef] = []
+            for piece in _pieces(data, self.chunk_size):
+                chunk_sha = hashlib.sha256(piece).hexdigest()
+                pending.setdefault(chunk_key(chunk_sha), piece)
+                refs.append(ChunkRef(chunk_sha, len(piece)))
+            whole = hashlib.sha256(data).hexdigest()
+            made.append(Content(whole, hashlib.md5(data).hexdigest(), len(data), refs))
+        put_all(self.blobs, list(pending.items()))
+        return made
 
     def put(self, ws_id: int, sha256: str, data: bytes) -> bool:
         """Store one uploaded chunk after checking its hash; True when it was new to the

@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import IO, Any, Literal
 
@@ -140,7 +139,6 @@ class Store:
         self.leases = LeaseManager(meta, self.workspace_id, clock)
         self._listeners: list[Callable[[str, int], None]] = []
         self._listeners_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None  # batch writes' blobs, made on first use
 
     # -- workspaces --------------------------------------------------------------
 
@@ -303,10 +301,7 @@ class Store:
             raise BadRequest("a path may appear only once in a batch of writes")
         content_type = validate_content_type(content_type)
         data = [d for _, d, _ in writes if d is not None]
-        if len(data) > 1:  # in parallel: concurrent small blobs share the inline tier's fsyncs
-            made = iter(list(self._writer_pool().map(lambda d: self.chunks.write(d, None), data)))
-        else:
-            made = iter([self.chunks.write(d, None) for d in data])
+        made = iter(self.chunks.write_many(data))  # durable before any metadata names them
         contents = [None if d is None else next(made) for _, d, _ in writes]
         out: list[WriteResult | MemhubError | None] = [None] * len(writes)
         now = self.clock() if created_at is None else created_at
@@ -743,17 +738,7 @@ class Store:
         self.meta.ping()
         self.blobs.ping()
 
-    def _writer_pool(self) -> ThreadPoolExecutor:
-        with self._listeners_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(8, thread_name_prefix="memhub-batch-write")
-            return self._pool
-
     def close(self) -> None:
-        with self._listeners_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
         self.meta.close()
         self.blobs.close()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from memhub.errors import BadRequest
-from memhub.store.blobs.base import BlobInfo, BlobNotFound, BlobStore, chunk_key
+from memhub.store.blobs.base import BlobInfo, BlobNotFound, BlobStore, chunk_key, put_all
 
-__all__ = ["BlobInfo", "BlobNotFound", "BlobStore", "chunk_key", "open_blob_store"]
+__all__ = ["BlobInfo", "BlobNotFound", "BlobStore", "chunk_key", "open_blob_store", "put_all"]
 
 
 def open_blob_store(

@@ -13,7 +13,8 @@ Contract, tested by one suite against every backend:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,6 +50,27 @@ class BlobStore(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def put_all(store: BlobStore, items: Sequence[tuple[str, bytes]]) -> None:
+    """Store every ``(key, bytes)``, durable when it returns: in one go where the store
+    can (the local store: small blobs in one inline transaction), else one put each,
+    up to 8 at a time (an object store's latency overlaps)."""
+    put_many = getattr(store, "put_many", None)
+    if put_many is not None:
+        put_many(items)
+    else:
+        put_in_parallel(store.put, items)
+
+
+def put_in_parallel(put: Callable[[str, bytes], None], items: Sequence[tuple[str, bytes]]) -> None:
+    if len(items) <= 1:
+        for key, data in items:
+            put(key, data)
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        for done in [pool.submit(put, key, data) for key, data in items]:
+            done.result()  # the first failure is raised (after all have finished)
 
 
 def chunk_key(sha256: str) -> str:

@@ -16,13 +16,13 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from memhub.core.durable import TMP_PREFIX, fsync_dir, write_durably
 from memhub.errors import StorageUnavailable
-from memhub.store.blobs.base import READ_PIECE, BlobInfo, BlobNotFound
+from memhub.store.blobs.base import READ_PIECE, BlobInfo, BlobNotFound, put_in_parallel
 from memhub.store.blobs.inline import DEFAULT_INLINE_MAX, INLINE_DIR, InlineBlobs
 
 
@@ -74,6 +74,17 @@ class LocalBlobStore:
                 f"cannot write blob {key}: {exc.strerror}",
                 hint="check free disk space and permissions of the blob directory",
             ) from exc
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`put` of each; the small ones share one inline transaction."""
+        small: builtins.list[tuple[str, bytes]] = []
+        files: builtins.list[tuple[str, bytes]] = []
+        for key, data in items:
+            inline = self._inline is not None and len(data) <= self._inline.max_bytes
+            (small if inline else files).append((key, data))
+        put_in_parallel(self.put, files)  # their fsyncs overlap
+        if small and self._inline is not None:
+            self._inline.put_many(small, time.time())
 
     def get(self, key: str) -> bytes:
         # the file first: a failed open is cheaper than a query, and large blobs are files
