@@ -99,3 +99,23 @@ def test_put_each_refuses_a_case_clash_or_a_delete_of_nothing_for_that_entry_onl
     assert isinstance(results[4], PathConflict)
     assert store.head_rev(ws) == head + 2
     assert [f.path for f in store.list_files(ws)] == ["Plan.md", "X.md"]
+
+
+def test_put_each_contents_are_the_ones_a_single_put_makes(
+    make_memory_store: StoreFactory, new_name: Callable[..., str]
+) -> None:
+    """Empty, one-chunk and many-chunk contents: the same hashes, sizes and bytes as
+    ``put`` gives them (a batch writes one-chunk contents in one blob call)."""
+    store: Store = make_memory_store()
+    ws = str(store.create_workspace(new_name())["name"])
+    size = store.chunks.chunk_size
+    bodies = [b"", b"x", b"y" * size, b"z" * (size + 1), bytes(range(256)) * (2 * size // 256)]
+    batch = store.put_each(ws, [(f"b{i}", body, Precondition()) for i, body in enumerate(bodies)])
+    for i, body in enumerate(bodies):
+        single = store.put(ws, f"s{i}", body).revision
+        written = batch[i]
+        assert isinstance(written, WriteResult)
+        assert (written.revision.sha256, written.revision.md5, written.revision.size) == (
+            single.sha256, single.md5, single.size,
+        )  # fmt: skip
+        assert store.read_bytes(ws, f"b{i}")[1] == body

@@ -105,18 +105,20 @@ class Chunks:
         return Content(whole_sha.hexdigest(), whole_md5.hexdigest(), size, refs)
 
     def write_many(self, datas: list[bytes]) -> list[Content]:
-        """:meth:`write` of many small contents at once: their chunks go to the blob store
-        in one call (on the local store, small ones share one inline transaction)."""
+        """:meth:`write` of many contents: those of one chunk go to the blob store in one
+        call (on the local store, small ones share one inline transaction); larger ones
+        are written as :meth:`write` does, a piece at a time."""
         made: list[Content] = []
         pending: dict[str, bytes] = {}
         for data in datas:
-            refs: list[ChunkRef] = []
-            for piece in _pieces(data, self.chunk_size):
-                chunk_sha = hashlib.sha256(piece).hexdigest()
-                pending.setdefault(chunk_key(chunk_sha), piece)
-                refs.append(ChunkRef(chunk_sha, len(piece)))
-            whole = hashlib.sha256(data).hexdigest()
-            made.append(Content(whole, hashlib.md5(data).hexdigest(), len(data), refs))
+            if len(data) > self.chunk_size:  # several chunks: written one piece at a time
+                made.append(self.write(data, None))
+                continue
+            sha = hashlib.sha256(data).hexdigest()  # one chunk: the content is its chunk
+            refs = [ChunkRef(sha, len(data))] if data else []
+            if data:
+                pending.setdefault(chunk_key(sha), bytes(data))
+            made.append(Content(sha, hashlib.md5(data).hexdigest(), len(data), refs))
         put_all(self.blobs, list(pending.items()))
         return made
 
