@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from memhub.core.protocol import CONTEXT_DEPTHS
@@ -77,15 +77,7 @@ class Source:
     line_end: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "section": self.section,
-            "path": self.path,
-            "heading": self.heading,
-            "rev": self.rev,
-            "tokens": self.tokens,
-            "line_start": self.line_start,
-            "line_end": self.line_end,
-        }
+        return asdict(self)
 
 
 @dataclass(slots=True)
