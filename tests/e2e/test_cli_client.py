@@ -9,6 +9,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,42 @@ def test_session_start_hook_pulls_then_prints_the_context_and_stop_pushes(
     (folder / "later.md").write_text("written during the session\n")
     assert cli("hook", "stop").exit_code == 0
     assert cli("get", "hook-test/later.md").stdout == "written during the session\n"
+
+
+def test_the_installed_hook_command_runs_its_steps_without_typer_or_rich(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """What Claude Code runs (``python -m memhub hook EVENT``, a process of its own) goes
+    around the Typer app: the same pull, context and push, with neither typer nor rich
+    loaded (start-up is what the agent waits for)."""
+    folder = tmp_path / "mem"
+    folder.mkdir()
+    assert cli("hooks", "install", "--claude", "--folder", f"{folder}:direct-hook").exit_code == 0
+    rules = "# Rules\n\n- **ALWAYS** ship the hooks with a test.\n"
+    assert cli("put", "direct-hook/CLAUDE.md", input=rules).exit_code == 0
+    env = {k: v for k, v in cli.env.items() if v is not None}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}, **env}
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['memhub', 'hook', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('memhub', run_name='__main__')\n"
+        "finally:\n"
+        "    print('LOADED', sorted({m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n"
+    )
+
+    def hook(event: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", probe, event]
+        return subprocess.run(argv, env=env, text=True, capture_output=True, timeout=120)
+
+    started = hook("session-start")
+    assert started.returncode == 0, started.stderr
+    assert (folder / "CLAUDE.md").read_text() == rules
+    assert "ship the hooks with a test." in started.stdout  # the context: its rules
+    loaded = started.stderr.split("LOADED", 1)[1]
+    assert "'typer'" not in loaded and "'rich'" not in loaded, loaded
+    assert "memhub hook:" not in started.stderr
+    (folder / "later.md").write_text("pushed by the direct hook\n")
+    stopped = hook("stop")
+    assert stopped.returncode == 0 and "memhub hook:" not in stopped.stderr, stopped.stderr
+    assert cli("get", "direct-hook/later.md").stdout == "pushed by the direct hook\n"
+    assert str(folder) in cli("status").stdout + cli("status").stderr  # remembered for status

@@ -131,14 +131,12 @@ def hook(
     event: Annotated[str, typer.Argument(help="session-start | stop (run by Claude Code)")],
 ) -> None:
     """Run one hook (Claude Code calls this). Never fails the agent: errors are warnings."""
-    from memhub.sync import hooks as claude_hooks
+    from memhub.sync import hook_steps
 
-    out, err = sys.stdout, sys.stderr
-    code = claude_hooks.run_hook(event, client_settings().config_dir, _run_step, out=out, err=err)
-    raise typer.Exit(code)
+    raise typer.Exit(hook_steps.main(event, client_settings(), out=sys.stdout, err=sys.stderr))
 
 
-def _run_step(args: list[str]) -> tuple[int, str, str]:
+def run_cli_step(args: list[str]) -> tuple[int, str, str]:
     """One ``memhub ARGS`` in this process, its output captured (a hook pays for one
     interpreter start, not one per step)."""
     from typer._click.exceptions import ClickException

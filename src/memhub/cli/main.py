@@ -3,7 +3,8 @@
 Start-up is a feature (``memhub --help`` and ``memhub version`` aim at 0.25 s,
 see ``bench/cli.py``): this module imports nothing but :mod:`memhub`'s version.
 ``memhub``, ``memhub -h/--help`` and ``memhub version`` are answered from the
-table below without even importing typer; everything else goes to the Typer
+table below without even importing typer, and ``memhub hook EVENT`` runs in
+:mod:`memhub.sync.hook_steps` without it; everything else goes to the Typer
 app in :mod:`memhub.cli.app`, which imports a command's module only when that
 command runs or shows its help.
 
@@ -25,12 +26,9 @@ each of its flags. The root callback builds the client's settings once
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memhub import __version__
-
-if TYPE_CHECKING:
-    pass
 
 SERVER, FILES, MEMORY, SYNC, DB, KEYS, HOOKS, MAINTENANCE = (
     "Server",
@@ -111,7 +109,17 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+# Optional imports the command never uses: httpcore imports trio (about 60 ms) whenever it
+# is installed, only to tell trio from asyncio, and httpx imports its own command-line
+# tool (click, pygments) whenever click is installed. ``None`` in ``sys.modules`` makes
+# such an import fail fast, as if the package were absent (as it is in a runtime-only
+# install): httpcore then serves asyncio only, and ``httpx.main`` is a stub.
+UNUSED_OPTIONAL_IMPORTS = ("trio", "httpx._main")
+
+
 def main() -> None:
+    for name in UNUSED_OPTIONAL_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     args = sys.argv[1:]
     if args in ([], ["-h"], ["--help"]):
         sys.stdout.write(root_help())
@@ -119,6 +127,11 @@ def main() -> None:
     if args in (["version"], ["--version"]):
         sys.stdout.write(__version__ + "\n")
         return
+    if len(args) == 2 and args[0] == "hook" and not args[1].startswith("-"):
+        # what Claude Code runs, and waits for: around Typer (memhub.sync.hook_steps)
+        from memhub.sync.hook_steps import main as run_hook
+
+        sys.exit(run_hook(args[1]))
     from memhub.cli.app import app
 
     app()

@@ -11,6 +11,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -93,33 +95,43 @@ def _round(
     json_output: bool,
 ) -> Report:
     """One sync round with a progress bar on a terminal; memhub errors propagate."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from memhub.sync.folder import FolderSync
-    from memhub.sync.state_files import remember_folder
+    from memhub.sync.folder import sync_folder
 
     chosen = profile(server, key, workspace)
     root = directory.expanduser().resolve()
     show = sys.stderr.isatty() and not json_output
-    with (
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[size]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not show,
-        ) as bar,
-        remote(chosen) as client,
-    ):
+    with _progress_bar(root, show) as progress, remote(chosen) as client:
+        return sync_folder(
+            root,
+            client,
+            client_settings().config_dir,
+            prefix=prefix,
+            push=push,
+            pull=pull,
+            dry_run=dry_run,
+            max_delete=max_delete,
+            progress=progress,
+        )
+
+
+@contextmanager
+def _progress_bar(root: Path, show: bool) -> Iterator[Callable[[str, int], None]]:
+    """The round's progress callback: a bar on a terminal, else nothing (and rich's
+    progress module is not even imported: a hook or a script does not pay for it)."""
+    if not show:
+        yield lambda _what, _size: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[size]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(f"syncing {root.name or root}", total=None, size="")
         moved = 0
 
@@ -131,19 +143,7 @@ def _round(
             moved += size
             bar.update(task, advance=1, size=f"{moved / 1048576:.1f} MiB")
 
-        engine = FolderSync(root, client, prefix=prefix, progress=progress)
-        report = engine.run(push=push, pull=pull, dry_run=dry_run, max_delete=max_delete)
-    if not dry_run:
-        remember_folder(
-            client_settings().config_dir,
-            root,
-            server=chosen.server,
-            workspace=chosen.workspace,
-            prefix=engine.prefix,
-            changed=report.changed,
-            errors=len(report.errors),
-        )
-    return report
+        yield progress
 
 
 def _run(directory: Path, **options: Any) -> Report:

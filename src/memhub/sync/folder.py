@@ -23,7 +23,38 @@ from memhub.sync.planner import Action, Step, deletions, plan
 from memhub.sync.report import Remote, Report, summarize
 from memhub.sync.round import Progress, Round
 
-__all__ = ["FolderSync", "Remote", "Report", "summarize"]
+__all__ = ["FolderSync", "Remote", "Report", "summarize", "sync_folder"]
+
+
+def sync_folder(
+    root: Path,
+    client: MemhubClient,
+    config_dir: Path,
+    *,
+    prefix: str | None,
+    push: bool,
+    pull: bool,
+    dry_run: bool = False,
+    max_delete: float = 50.0,
+    progress: Progress | None = None,
+) -> Report:
+    """One round, recorded in the config dir for ``memhub status`` (the commands and the
+    hooks run folders through this)."""
+    from memhub.sync.state_files import remember_folder
+
+    engine = FolderSync(root, client, prefix=prefix, progress=progress)
+    report = engine.run(push=push, pull=pull, dry_run=dry_run, max_delete=max_delete)
+    if not dry_run:
+        remember_folder(
+            config_dir,
+            engine.root,
+            server=client.server,
+            workspace=client.workspace,
+            prefix=engine.prefix,
+            changed=report.changed,
+            errors=len(report.errors),
+        )
+    return report
 
 
 class FolderSync:

@@ -19,6 +19,7 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -175,25 +176,43 @@ class HookConfig(BaseModel):
         return path
 
 
-def steps_for(event: str, config: HookConfig) -> list[list[str]]:
-    """The memhub commands (arguments after ``memhub``) a hook runs, in order."""
-    steps: list[list[str]] = []
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing a hook does, as the ``memhub`` command that does it (``args``, after
+    ``memhub``). ``target`` is the folder or DB file, ``option`` its prefix or DB name;
+    for the context, the depth and the token budget."""
+
+    command: Literal["pull", "push", "db pull", "db push", "context"]
+    args: tuple[str, ...]
+    target: str = ""
+    option: str = ""
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.args[:2])
+
+
+def steps_for(event: str, config: HookConfig) -> list[Step]:
+    """What a hook runs, in order."""
+    folder_step: Literal["pull", "push"] = "pull" if event == "session-start" else "push"
+    db_step: Literal["db pull", "db push"] = "db pull" if event == "session-start" else "db push"
+    steps = [
+        Step(folder_step, (folder_step, f.path, "--prefix", f.prefix), f.path, f.prefix)
+        for f in config.folders
+    ]
+    steps += [
+        Step(db_step, (*db_step.split(), d.file, "--name", d.name), d.file, d.name)
+        for d in config.databases
+    ]
     if event == "session-start":
-        for folder in config.folders:
-            steps.append(["pull", folder.path, "--prefix", folder.prefix])
-        for db in config.databases:
-            steps.append(["db", "pull", db.file, "--name", db.name])
-        steps.append(["context", "--depth", config.depth, "--max-tokens", str(config.max_tokens)])
-    else:
-        for folder in config.folders:
-            steps.append(["push", folder.path, "--prefix", folder.prefix])
-        for db in config.databases:
-            steps.append(["db", "push", db.file, "--name", db.name])
+        depth, budget = config.depth, str(config.max_tokens)
+        args = ("context", "--depth", depth, "--max-tokens", budget)
+        steps.append(Step("context", args, depth, budget))
     return steps
 
 
 StepResult = tuple[int, str, str]  # exit code, stdout, stderr
-StepRunner = Callable[[list[str]], StepResult]
+StepRunner = Callable[[Step], StepResult]
 
 
 def run_hook(
@@ -205,8 +224,8 @@ def run_hook(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run one hook's steps with ``run_step`` (the CLI runs them in its own process: no
-    interpreter start per step) in a worker thread, and print the context on session
+    """Run one hook's steps with ``run_step`` (in this process: no interpreter start per
+    step; see :mod:`memhub.sync.hook_steps`) in a worker thread, and print the context on session
     start. Always returns 0: a failure, or running out of ``budget`` seconds, is a
     warning on stderr, never a broken agent session."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -222,17 +241,16 @@ def run_hook(
     context: list[str] = []
 
     def work() -> None:
-        for args in steps_for(event, config):
-            label = " ".join(args[:2])
+        for step in steps_for(event, config):
             try:
-                code, stdout, stderr = run_step(args)
+                code, stdout, stderr = run_step(step)
             except Exception as exc:  # the boundary: a hook reports, it never raises
-                messages.append(f"{label} failed: {exc!r}")
+                messages.append(f"{step.label} failed: {exc!r}")
                 continue
             if code != 0:
                 tail = (stderr or stdout).strip().splitlines()[-1:] or [f"exit code {code}"]
-                messages.append(f"{label} failed: {tail[0]}")
-            elif args[0] == "context":
+                messages.append(f"{step.label} failed: {tail[0]}")
+            elif step.command == "context":
                 context.append(stdout)
 
     worker = threading.Thread(target=work, name=f"memhub-hook-{event}", daemon=True)

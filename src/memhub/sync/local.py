@@ -17,14 +17,16 @@ import stat
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pathspec
 from filelock import FileLock, Timeout
 
 from memhub.core.durable import write_durably
 from memhub.core.paths import normalize_path
 from memhub.errors import BadRequest, Conflict, InvalidPath
+
+if TYPE_CHECKING:
+    import pathspec
 
 STATE_DIR = ".memhub"
 IGNORE_FILE = ".memhubignore"
@@ -146,6 +148,8 @@ class Ignores:
 
 
 def load_ignores(root: Path) -> Ignores:
+    import pathspec  # only a scan needs it (a pull with nothing new does not scan)
+
     lines: list[str] = []
     try:
         lines = (root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
