@@ -24,10 +24,19 @@ from memhub.core.chunkbatch import MEDIA_TYPE, encode
 from memhub.core.models import (
     BatchFiles,
     BatchResults,
+    ChangesPage,
     ChunkBatch,
     ContextResult,
+    FilePage,
+    HistoryPage,
     IndexRebuild,
+    MissingChunks,
+    RevisionInfo,
     SearchPage,
+    StoredChunk,
+    WorkspaceInfo,
+    WorkspaceList,
+    WriteInfo,
 )
 
 NOTE = b"# Caching\n\nWe decided to cache search results for five minutes.\n"
@@ -121,6 +130,52 @@ def test_chunk_batch_answers_its_model(client: TestClient) -> None:
     assert set(answer.json()) == {"chunks", "bytes", "wire_bytes"}
 
 
+def test_file_and_feed_routes_answer_their_models(client: TestClient) -> None:
+    """Workspaces, files, history, revisions, the change feed, chunks and commits: the
+    pages among them are written straight to JSON, so this is what keeps them typed."""
+    listing = same_json(WorkspaceList, client.get("/v1/workspaces").json())
+    assert isinstance(listing, WorkspaceList) and "default" in {w.name for w in listing.workspaces}
+    made = client.post("/v1/workspaces", json={"name": "typed"})
+    assert made.status_code == 201 and isinstance(
+        same_json(WorkspaceInfo, made.json()), WorkspaceInfo
+    )
+    assert set(same_json(WorkspaceInfo, client.get(WS).json()).model_fields_set) == {
+        "name", "created_at", "head_rev", "files", "bytes"}  # fmt: skip
+
+    put = client.put(f"{WS}/files/notes/caching.md", content=NOTE + b"More.\n",
+                     headers={"If-Match": f'"{sha256(NOTE)}"'})  # fmt: skip
+    assert put.status_code == 200, put.text
+    written = same_json(WriteInfo, put.json())
+    assert isinstance(written, WriteInfo) and set(put.json()) == REVISION_KEYS | {"created"}
+
+    for body, model, key in (
+        (client.get(f"{WS}/files?prefix=notes/").json(), FilePage, "files"),
+        (client.get(f"{WS}/history/notes/caching.md").json(), HistoryPage, "revisions"),
+        (client.get(f"{WS}/changes?since=0").json(), ChangesPage, "changes"),
+    ):
+        page = same_json(model, body)
+        assert body[key] and all(set(r) == REVISION_KEYS for r in body[key]), model
+        assert isinstance(page, model)
+    one = client.get(f"{WS}/revisions/{written.rev}").json()
+    assert isinstance(same_json(RevisionInfo, one), RevisionInfo) and set(one) == REVISION_KEYS
+
+    chunk = b"a chunk of a manifest"
+    missing = client.post(f"{WS}/chunks/missing", json={"chunks": [sha256(chunk)]}).json()
+    assert same_json(MissingChunks, missing) == MissingChunks(missing=[sha256(chunk)])
+    stored = client.put(f"{WS}/chunks/{sha256(chunk)}", content=chunk).json()
+    assert same_json(StoredChunk, stored) == StoredChunk(sha256=sha256(chunk), size=len(chunk),
+                                                         created=True)  # fmt: skip
+    manifest = {"path": "notes/chunked.md", "sha256": sha256(chunk),
+                "chunks": [{"sha256": sha256(chunk), "size": len(chunk)}]}  # fmt: skip
+    committed = client.post(f"{WS}/commits", json=manifest)
+    assert committed.status_code == 201 and set(committed.json()) == REVISION_KEYS | {"created"}
+    assert isinstance(same_json(WriteInfo, committed.json()), WriteInfo)
+    deleted = client.delete(f"{WS}/files/notes/chunked.md").json()
+    assert same_json(RevisionInfo, deleted).deleted  # type: ignore[attr-defined]
+    restored = client.post(f"{WS}/restore/notes/chunked.md", json={"rev": committed.json()["rev"]})
+    assert isinstance(same_json(WriteInfo, restored.json()), WriteInfo)
+
+
 def test_the_document_names_the_models(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     paths = document["paths"]
@@ -136,6 +191,17 @@ def test_the_document_names_the_models(client: TestClient) -> None:
         ("post", f"{WS}/leases/{{name}}/renew"): "LeaseInfo",
         ("post", f"{WS}/leases/{{name}}/release"): "LeaseInfo",
         ("delete", f"{WS}/leases/{{name}}"): "LeaseInfo",
+        ("get", "/v1/workspaces"): "WorkspaceList",
+        ("get", WS): "WorkspaceInfo",
+        ("get", f"{WS}/files"): "FilePage",
+        ("put", f"{WS}/files/{{path}}"): "WriteInfo",
+        ("delete", f"{WS}/files/{{path}}"): "RevisionInfo",
+        ("get", f"{WS}/history/{{path}}"): "HistoryPage",
+        ("get", f"{WS}/revisions/{{rev}}"): "RevisionInfo",
+        ("post", f"{WS}/restore/{{path}}"): "WriteInfo",
+        ("get", f"{WS}/changes"): "ChangesPage",
+        ("post", f"{WS}/chunks/missing"): "MissingChunks",
+        ("post", f"{WS}/commits"): "WriteInfo",
     }
     for (method, path), name in expected.items():
         templated = path.replace(WS, "/v1/workspaces/{workspace}")

@@ -75,10 +75,21 @@ class LeaseList(Wire):
     leases: list[LeaseInfo]
 
 
-class WorkspaceInfo(Wire):
+class WorkspaceSummary(Wire):
+    """One workspace in ``GET /v1/workspaces``."""
+
     name: str
     created_at: float | None = None
     head_rev: int
+
+
+class WorkspaceList(Wire):
+    workspaces: list[WorkspaceSummary]
+
+
+class WorkspaceInfo(WorkspaceSummary):
+    """One workspace with its live file count and bytes."""
+
     files: int
     bytes: int = 0
 
@@ -192,6 +203,12 @@ class BatchResult(Wire):
 
 class BatchResults(Wire):
     results: list[BatchResult]
+
+
+class MissingChunks(Wire):
+    """The chunk hashes of a manifest that the workspace lacks (upload only those)."""
+
+    missing: list[str]
 
 
 class StoredChunk(Wire):

@@ -6,7 +6,8 @@ import re
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import Depends, Path, Request
+import pydantic_core
+from fastapi import Depends, Path, Request, Response
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -74,6 +75,15 @@ async def reject_unknown_query(request: Request) -> None:
             f"unknown query parameter {unknown[0]!r}",
             context={"unknown": unknown[:10], "known": sorted(known)},
         )
+
+
+def page_response(body: dict[str, Any]) -> Response:
+    """A page of up to 10,000 revisions (the change feed, a listing, a history), written
+    straight to JSON. Its route's ``response_model`` documents it, the client reads it
+    into that model, and ``tests/integration/test_wire_models.py`` (and Schemathesis)
+    check that it validates; validating every revision again here would add about 4 µs
+    per revision to the sync hot path."""
+    return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
 def access(principal: Principal, workspace: str, scope: str) -> str:

@@ -18,10 +18,19 @@ from memhub.api.routes.common import (
     access,
     fence_from,
     header_text,
+    page_response,
     parse_etag,
     precondition_from_headers,
 )
 from memhub.api.transfer import close_body, content_response, fetch, receive_body, v1_headers
+from memhub.core.models import (
+    FilePage,
+    HistoryPage,
+    RevisionInfo,
+    WorkspaceInfo,
+    WorkspaceList,
+    WriteInfo,
+)
 from memhub.errors import Forbidden
 from memhub.store import Revision, WriteResult
 
@@ -53,7 +62,7 @@ def write_response(result: WriteResult) -> JSONResponse:
     )
 
 
-@router.get("/workspaces")
+@router.get("/workspaces", response_model=WorkspaceList)
 def list_workspaces(store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """The workspaces this caller can reach."""
     items = store.list_workspaces()
@@ -62,7 +71,7 @@ def list_workspaces(store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     return {"workspaces": items}
 
 
-@router.post("/workspaces", status_code=201)
+@router.post("/workspaces", status_code=201, response_model=WorkspaceInfo)
 def create_workspace(
     body: WorkspaceCreate, store: StoreDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -72,14 +81,14 @@ def create_workspace(
     return store.create_workspace(body.name)
 
 
-@router.get("/workspaces/{workspace}")
+@router.get("/workspaces/{workspace}", response_model=WorkspaceInfo)
 def get_workspace(workspace: str, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """A workspace's head rev, file count and bytes."""
     workspace = access(principal, workspace, "read")
     return store.get_workspace(workspace)
 
 
-@router.get("/workspaces/{workspace}/files")
+@router.get("/workspaces/{workspace}/files", response_model=FilePage)
 def list_files(
     workspace: str,
     store: StoreDep,
@@ -88,16 +97,18 @@ def list_files(
     include_deleted: bool = False,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-) -> dict[str, Any]:
+) -> Response:
     """Heads of the files under ``prefix``, in path order; page with ``after``."""
     workspace = access(principal, workspace, "read")
     heads = store.list_files(
         workspace, prefix=prefix, include_deleted=include_deleted, after=after, limit=limit
     )
-    return {
-        "files": [revision_json(h) for h in heads],
-        "next_after": heads[-1].path if len(heads) == limit else None,
-    }
+    return page_response(
+        {
+            "files": [revision_json(h) for h in heads],
+            "next_after": heads[-1].path if len(heads) == limit else None,
+        }
+    )
 
 
 @router.get("/workspaces/{workspace}/files/{path:path}")
@@ -129,7 +140,7 @@ async def read_file(
     )
 
 
-@router.put("/workspaces/{workspace}/files/{path:path}")
+@router.put("/workspaces/{workspace}/files/{path:path}", response_model=WriteInfo)
 async def write_file(
     workspace: str,
     path: str,
@@ -175,7 +186,7 @@ async def write_file(
     return write_response(result)
 
 
-@router.delete("/workspaces/{workspace}/files/{path:path}")
+@router.delete("/workspaces/{workspace}/files/{path:path}", response_model=RevisionInfo)
 def delete_file(
     workspace: str,
     path: str,
@@ -203,7 +214,7 @@ def delete_file(
     return JSONResponse(revision_json(revision), headers={"x-memhub-rev": str(revision.rev)})
 
 
-@router.get("/workspaces/{workspace}/history/{path:path}")
+@router.get("/workspaces/{workspace}/history/{path:path}", response_model=HistoryPage)
 def history(
     workspace: str,
     path: str,
@@ -211,18 +222,20 @@ def history(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Revisions of a path, newest first; page with ``before=<rev>``."""
     workspace = access(principal, workspace, "read")
     items = store.history(workspace, path, limit=limit, before=before)
-    return {
-        "path": path,
-        "revisions": [revision_json(r) for r in items],
-        "next_before": items[-1].rev if len(items) == limit else None,
-    }
+    return page_response(
+        {
+            "path": path,
+            "revisions": [revision_json(r) for r in items],
+            "next_before": items[-1].rev if len(items) == limit else None,
+        }
+    )
 
 
-@router.get("/workspaces/{workspace}/revisions/{rev}")
+@router.get("/workspaces/{workspace}/revisions/{rev}", response_model=RevisionInfo)
 def get_revision(
     workspace: str,
     rev: Annotated[int, Path(ge=1, le=MAX_INT64)],
@@ -248,7 +261,7 @@ async def get_revision_content(
     return await content_response(store, found, refs, v1_headers(found))
 
 
-@router.post("/workspaces/{workspace}/restore/{path:path}")
+@router.post("/workspaces/{workspace}/restore/{path:path}", response_model=WriteInfo)
 def restore(
     workspace: str,
     path: str,

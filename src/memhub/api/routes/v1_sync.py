@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -18,10 +18,12 @@ from memhub.api.routes.common import (
     StrictBody,
     access,
     fence_from,
+    page_response,
     precondition_from_headers,
 )
 from memhub.api.routes.v1_files import revision_json, write_response
 from memhub.api.transfer import receive_limited
+from memhub.core.models import ChangesPage, MissingChunks, StoredChunk, WriteInfo
 from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.store import ChunkRef
 
@@ -70,7 +72,7 @@ class CommitRequest(StrictBody):
     lease: LeaseFence | None = None
 
 
-@router.get("/workspaces/{workspace}/changes")
+@router.get("/workspaces/{workspace}/changes", response_model=ChangesPage)
 async def changes(
     workspace: str,
     store: StoreDep,
@@ -79,7 +81,7 @@ async def changes(
     since: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
-) -> dict[str, Any]:
+) -> Response:
     """Revisions after ``since`` in rev order. ``wait=S`` long-polls up to S seconds
     for the first change; continue from ``next_since``."""
     workspace = access(principal, workspace, "read")
@@ -91,15 +93,17 @@ async def changes(
         if page.changes or remaining <= 0 or await request.is_disconnected():
             break
         await notifier.wait(min(RECHECK, remaining))
-    return {
-        "changes": [revision_json(r) for r in page.changes],
-        "next_since": page.next_since,
-        "head_rev": page.head_rev,
-        "has_more": page.has_more,
-    }
+    return page_response(
+        {
+            "changes": [revision_json(r) for r in page.changes],
+            "next_since": page.next_since,
+            "head_rev": page.head_rev,
+            "has_more": page.has_more,
+        }
+    )
 
 
-@router.post("/workspaces/{workspace}/chunks/missing")
+@router.post("/workspaces/{workspace}/chunks/missing", response_model=MissingChunks)
 def missing_chunks(
     workspace: str, body: MissingRequest, store: StoreDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -108,7 +112,7 @@ def missing_chunks(
     return {"missing": store.missing_chunks(workspace, body.chunks)}
 
 
-@router.put("/workspaces/{workspace}/chunks/{sha256:chunk_address}")
+@router.put("/workspaces/{workspace}/chunks/{sha256:chunk_address}", response_model=StoredChunk)
 async def put_chunk(
     workspace: str, sha256: str, store: StoreDep, principal: PrincipalDep, request: Request
 ) -> JSONResponse:
@@ -123,7 +127,7 @@ async def put_chunk(
     )
 
 
-@router.post("/workspaces/{workspace}/commits")
+@router.post("/workspaces/{workspace}/commits", response_model=WriteInfo)
 def commit(
     workspace: str, body: CommitRequest, store: StoreDep, principal: PrincipalDep, request: Request
 ) -> JSONResponse:
