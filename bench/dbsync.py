@@ -224,7 +224,7 @@ def whole_put(client: MemhubClient, db: Path, scratch: Path, pid: int) -> dict[s
     put = time.perf_counter() - started - snap
     copy.unlink()
     return {
-        "bytes_sent": revision["size"],
+        "bytes_sent": revision.size,
         "snapshot_s": snap,
         "put_s": put,
         "wall_s": snap + put,
