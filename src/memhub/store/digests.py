@@ -42,6 +42,11 @@ def whole_digests(
     sha, md5 = hashlib.sha256(), hashlib.md5()
     once = _ReadOnce(read, refs)
     windows = list(_windows(refs, window))
+    if len(windows) <= 1:  # a small content: threads would cost more than they save
+        datas = [once.get(ref) for ref in refs]
+        _feed(sha, datas)
+        _feed(md5, datas)
+        return sha.hexdigest(), md5.hexdigest()
     with ThreadPoolExecutor(READERS, "digest-read") as readers, ThreadPoolExecutor(1) as side:
         ahead = [readers.submit(once.get, ref) for ref in windows[0]] if windows else []
         for nxt in [*windows[1:], None]:
