@@ -7,11 +7,12 @@ rowids (a batch of recent rows) and a scattered 1% (every 100th row, which
 touches nearly every page). Beside each delta push, the same database is uploaded
 whole with one ``PUT /v1/workspaces/default/files/…`` (what membridge effectively
 did on every push), in the same run. Reports bytes sent and time, the ratios to
-the whole-file upload, and the push's phases (snapshot, integrity check, hash,
-missing-chunk query, upload, commit: where the server re-reads every chunk of the
-manifest to check the whole file's sha256).
+the whole-file upload, and the push's phases (snapshot, or pinning the file in
+place when its ``-wal`` is empty; integrity check and hashing; missing-chunk query;
+upload; commit, where the server reads the chunks back once for the whole file's
+sha256 and md5).
 
-    .venv/bin/python bench/dbsync.py [--quick] [--json-out FILE] [--scratch DIR]
+    .venv/bin/python bench/dbsync.py [--quick] [--rounds N] [--json-out FILE] [--scratch DIR]
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def whole_put(client: MemhubClient, db: Path, scratch: Path, pid: int) -> dict[s
     put = time.perf_counter() - started - snap
     copy.unlink()
     return {
-        "bytes_sent": revision["size"],
+        "bytes_sent": revision.size,
         "snapshot_s": snap,
         "put_s": put,
         "wall_s": snap + put,
@@ -362,7 +363,8 @@ def table(out: dict[str, Any]) -> str:
     lines.insert(1, "-" * len(lines[0]))
     for name, v in out["variants"].items():
         phases = ", ".join(f"{k} {s:.2f}" for k, s in v["push_phases_s"].items())
-        lines.append(f"phases of the {name} push (s): {phases}")
+        sources = "/".join(sorted({str(d.get("source")) for d in v["deltas"]}))
+        lines.append(f"phases of the {name} push ({sources}; s): {phases}")
     return "\n".join(lines)
 
 
@@ -371,8 +373,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a ~20 MB database")
     parser.add_argument("--json-out", type=Path, default=HERE / "results" / "dbsync.json")
     parser.add_argument("--scratch", type=Path, default=None, help="where temp files go")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per variant (2)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = Plan(rows=plan.rows, rounds=args.rounds)
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="memhub-bench-dbsync-", dir=args.scratch))
     try:

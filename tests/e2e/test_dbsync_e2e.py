@@ -432,3 +432,26 @@ def test_kill_9_during_pull_leaves_old_or_new(memhub_server: Any, tmp_path: Path
     assert [p.name for p in backups.iterdir() if p.name.startswith(".")] == []
     assert len(list(backups.iterdir())) == 1
     assert os.path.exists(target)
+
+
+def test_a_database_read_in_place_pulls_back_as_its_backup_copy(
+    memhub_server: Any, tmp_path: Path
+) -> None:
+    """A WAL database with an empty -wal is pushed without a copy (pinned in place); what
+    a pull gets is byte for byte the backup copy of it, so both ends agree on its sha256."""
+    server = memhub_server()
+    b = make_host(server, tmp_path, "b")
+    source, target = tmp_path / "pinned.db", tmp_path / "b" / "pinned.db"
+    make_db(source, rows=5000)
+    update_rows(source, list(range(1, 5000, 50)), "edited " * 10)
+    with MemhubClient(server.base_url, server.key) as a:
+        pushed = push(a, source, holder="host-a", state=SyncState(tmp_path / "a.json"))
+    assert pushed["source"] == "pinned" and not pushed["skipped"]
+    assert signature(source, tmp_path) == (pushed["sha256"], pushed["tables"])
+
+    pulled = b.ok("db", "pull", target)
+    assert pulled["sha256"] == pushed["sha256"]
+    assert signature(target, tmp_path) == (pushed["sha256"], pushed["tables"])
+    # a new mtime makes the pull hash the local file (read in place too): the same sha256
+    os.utime(target, ns=(time.time_ns(), time.time_ns()))
+    assert b.ok("db", "pull", target)["reason"] == "same-as-remote"

@@ -32,6 +32,7 @@ from memhub.errors import (
     StorageCorrupt,
 )
 from memhub.store.blobs import BlobNotFound, BlobStore, chunk_key, put_all
+from memhub.store.digests import whole_digests
 from memhub.store.metadata import Metadata
 from memhub.store.model import ChunkRef
 from memhub.store.schema import chunks, content_chunks, contents
@@ -187,33 +188,26 @@ class Chunks:
         """The content a manifest of uploaded chunks makes, checked against ``sha256``.
 
         The work is bounded before any byte is read (:meth:`_check_manifest`); then
-        the chunks are read back, each verified, to hash the whole and compute its
-        md5, so a manifest can never name content the store does not hold. A chunk
-        named many times is read and verified once.
+        the chunks are read back once to hash the whole and compute its md5
+        (:mod:`memhub.store.digests`: each chunk's sha256 was checked on upload, and
+        the whole's covers every byte again), so a manifest can never name content
+        the store does not hold. When the whole does not match, each chunk is
+        verified, so that one which rotted in the store is reported as such.
         """
         sha256 = sha256.lower()
         if not is_sha256(sha256):
             raise BadRequest("sha256 must be 64 hex digits")
         refs = [ChunkRef(c.sha256.lower(), c.size) for c in refs]
         self._check_manifest(ws_id, refs, max_bytes)
-        whole_sha = hashlib.sha256()
-        whole_md5 = hashlib.md5()
-        size = 0
-        repeated = _RepeatCache(refs)
-        for ref in refs:
-            data = repeated.get(ref.sha256)
-            if data is None:
-                data = self.verified(ref)
-                repeated.keep(ref.sha256, data)
-            whole_sha.update(data)
-            whole_md5.update(data)
-            size += len(data)
-        if whole_sha.hexdigest() != sha256:
+        actual, md5 = whole_digests(self._sized, refs)
+        if actual != sha256:
+            for ref in {ref.sha256: ref for ref in refs}.values():
+                self.verified(ref)  # raises StorageCorrupt for a chunk that rotted
             raise InvalidChecksum(
                 "the chunks do not add up to the declared sha256",
-                context={"declared": sha256, "actual": whole_sha.hexdigest()},
+                context={"declared": sha256, "actual": actual},
             )
-        return Content(sha256, whole_md5.hexdigest(), size, refs)
+        return Content(sha256, md5, sum(ref.size for ref in refs), refs)
 
     def _check_manifest(self, ws_id: int, refs: list[ChunkRef], max_bytes: int | None) -> None:
         """Refuse a manifest from the metadata alone: too many bytes, chunks never
@@ -355,13 +349,7 @@ class Chunks:
 
     def verified(self, ref: ChunkRef) -> bytes:
         """One chunk's bytes, after they passed their sha256 and size."""
-        try:
-            data = self.blobs.get(chunk_key(ref.sha256))
-        except BlobNotFound:
-            raise BlobMissing(
-                f"chunk {ref.sha256} is missing from the blob store",
-                hint="the store is damaged: run `memhub fsck`",
-            ) from None
+        data = self._stored(ref)
         actual = hashlib.sha256(data).hexdigest()
         if actual != ref.sha256 or len(data) != ref.size:
             for callback in list(self._corruption_listeners):
@@ -372,6 +360,23 @@ class Chunks:
                 hint="the stored bytes rotted: run `memhub fsck` and restore the chunk "
                 "from a backup or another revision",
             )
+        return data
+
+    def _stored(self, ref: ChunkRef) -> bytes:
+        try:
+            return self.blobs.get(chunk_key(ref.sha256))
+        except BlobNotFound:
+            raise BlobMissing(
+                f"chunk {ref.sha256} is missing from the blob store",
+                hint="the store is damaged: run `memhub fsck`",
+            ) from None
+
+    def _sized(self, ref: ChunkRef) -> bytes:
+        """One chunk's bytes, of its recorded size (its sha256 is for the caller to
+        cover: :meth:`assemble` checks the whole's)."""
+        data = self._stored(ref)
+        if len(data) != ref.size:
+            return self.verified(ref)  # reports the damage (and tells the listeners)
         return data
 
     def add_corruption_listener(self, callback: Callable[[str], None]) -> None:
@@ -389,29 +394,6 @@ def _content_row(ws_id: int, content: Content, now: float) -> dict[str, object]:
         "chunk_count": len(content.chunks),
         "created_at": now,
     }
-
-
-class _RepeatCache:
-    """The bytes of chunks a manifest names more than once, kept (up to a budget)
-    so that each is read and verified once."""
-
-    BUDGET = 64 * 1024 * 1024
-
-    def __init__(self, refs: list[ChunkRef]) -> None:
-        counts: dict[str, int] = {}
-        for ref in refs:
-            counts[ref.sha256] = counts.get(ref.sha256, 0) + 1
-        self._repeats = {sha for sha, n in counts.items() if n > 1}
-        self._kept: dict[str, bytes] = {}
-        self._room = self.BUDGET
-
-    def get(self, sha256: str) -> bytes | None:
-        return self._kept.get(sha256)
-
-    def keep(self, sha256: str, data: bytes) -> None:
-        if sha256 in self._repeats and len(data) <= self._room:
-            self._kept[sha256] = data
-            self._room -= len(data)
 
 
 def _pieces(data: bytes | IO[bytes], size: int) -> Iterator[bytes]:

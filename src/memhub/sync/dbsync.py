@@ -45,7 +45,7 @@ from memhub.errors import (
     InvalidPath,
     PreconditionFailed,
 )
-from memhub.sync import chunkupload
+from memhub.sync import chunkupload, dbsource
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbstate import DEFAULT_TTL, LeaseGuard, SyncState, default_holder
 
@@ -99,11 +99,12 @@ def fingerprint(file: Path) -> dict[str, Any]:
 
 
 def local_sha(file: Path) -> str:
-    """sha256 of a backup-API snapshot of ``file``: what a push would send."""
+    """sha256 of a backup-API snapshot of ``file`` (or of the file pinned in place,
+    the same bytes): what a push would send."""
     tmp = sq.temp_path(file.parent, file.name)
     try:
-        sq.snapshot(file, tmp)
-        return sq.file_sha256(tmp)[0]
+        with dbsource.open_source(file, tmp) as source:
+            return source.sha256()
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -246,19 +247,30 @@ class _Push:
         base: dict[str, Any] | None,
         guard: LeaseGuard,
     ) -> tuple[str, int]:
-        """Snapshot, check, upload what is missing, commit: the (sha256, rev) this file
-        now matches."""
+        """Snapshot (or pin), check, upload what is missing, commit: the (sha256, rev)
+        this file now matches."""
         self.reporter.phase("snapshot")
-        sq.snapshot(self.file, self.tmp)
-        self._lap("snapshot")
+        with dbsource.open_source(self.file, self.tmp) as source:
+            self.result["source"] = "pinned" if source.pinned else "copy"
+            self._lap("snapshot")
+            return self._check_and_commit(source, chunk_size, overwrite, base, guard)
+
+    def _check_and_commit(
+        self,
+        source: dbsource.Source,
+        chunk_size: int | None,
+        overwrite: bool,
+        base: dict[str, Any] | None,
+        guard: LeaseGuard,
+    ) -> tuple[str, int]:
         self.reporter.phase("check and hash")
         with ThreadPoolExecutor(1) as pool:  # integrity_check lets go of the GIL too
-            checked = pool.submit(sq.inspect, self.tmp)
-            page_size = sq.header_page_size(self.tmp)
-            size = self.tmp.stat().st_size
+            checked = pool.submit(source.inspect)
             most = TARGET_CHUNKS if chunk_size is None else MAX_MANIFEST_CHUNKS
-            effective = sq.chunk_size_for(chunk_size or DEFAULT_CHUNK_SIZE, page_size, size, most)
-            sha, size, chunks = sq.hash_chunks(self.tmp, effective)
+            effective = sq.chunk_size_for(
+                chunk_size or DEFAULT_CHUNK_SIZE, source.page_size, source.size, most
+            )
+            sha, size, chunks = source.hash_chunks(effective)
             info = checked.result()
         self._lap("check_and_hash")
         self.result.update(sha256=sha, size=size, chunk_size=effective, chunks_total=len(chunks))
@@ -276,7 +288,7 @@ class _Push:
         todo = list({c.sha256: c for c in chunks if c.sha256 in missing}.values())
         self._lap("missing")
         self.reporter.phase("upload", sum(c.size for c in todo))
-        wire = self._upload(todo)
+        wire = self._upload(source, todo)
         self._lap("upload")
         self.result.update(
             chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo), wire_bytes_sent=wire
@@ -326,10 +338,10 @@ class _Push:
             found += self.client.missing_chunks(unique[start : start + MISSING_BATCH])
         return found
 
-    def _upload(self, todo: list[sq.Chunk]) -> int:
+    def _upload(self, source: dbsource.Source, todo: list[sq.Chunk]) -> int:
         """Send the missing chunks in zstd-compressed batches; the bytes on the wire."""
         return chunkupload.upload(
-            self.client, todo, lambda c: sq.read_chunk(self.tmp, c), self.reporter.advance
+            self.client, todo, lambda c: source.read(c.offset, c.size), self.reporter.advance
         )
 
     def _commit(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def fingerprint(db: Path) -> dict[str, list[int] | None]:
     return result
 
 
-def _uri(path: Path, **params: str) -> str:
+def uri(path: Path, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"{path.resolve().as_uri()}?{query}"
 
@@ -133,7 +133,7 @@ def snapshot(source: Path, dest: Path, *, timeout: float = 30.0) -> None:
 
 def _backup(source: Path, dest: Path, mode: str, timeout: float) -> None:
     try:
-        src = sqlite3.connect(_uri(source, mode=mode), uri=True, timeout=timeout)
+        src = sqlite3.connect(uri(source, mode=mode), uri=True, timeout=timeout)
         try:
             dst = sqlite3.connect(dest)
             try:
@@ -163,9 +163,20 @@ class DbInfo:
 def inspect(path: Path) -> DbInfo:
     """``PRAGMA integrity_check`` plus page size and row counts of a file nobody else has open."""
     try:
-        conn = sqlite3.connect(_uri(path, mode="ro", immutable="1"), uri=True)
+        conn = sqlite3.connect(uri(path, mode="ro", immutable="1"), uri=True)
     except sqlite3.Error as exc:
         raise BadRequest(f"cannot open {path}: {exc}") from exc
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+        return inspect_connection(conn, path, header)
+    finally:
+        conn.close()
+
+
+def inspect_connection(conn: sqlite3.Connection, path: Path, header: bytes) -> DbInfo:
+    """:func:`inspect` on an open connection to ``path`` (whose first bytes are
+    ``header``): the version of the database its transaction sees."""
     try:
         problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(20)")]
         if problems != ["ok"]:
@@ -186,10 +197,6 @@ def inspect(path: Path) -> DbInfo:
             f"{path} fails PRAGMA integrity_check: {exc}",
             hint="the database is damaged; nothing was sent or replaced",
         ) from exc
-    finally:
-        conn.close()
-    with path.open("rb") as f:
-        header = f.read(20)
     return DbInfo(page_size, page_count, header[18:19] == b"\x02", tables)
 
 
@@ -340,7 +347,7 @@ def _quiesce(target: Path) -> None:
         hint="stop the program that uses it (--before CMD) and pull again",
     )
     try:
-        conn = sqlite3.connect(_uri(target, mode="rw"), uri=True, timeout=LOCK_TIMEOUT)
+        conn = sqlite3.connect(uri(target, mode="rw"), uri=True, timeout=LOCK_TIMEOUT)
     except sqlite3.Error as exc:
         raise BadRequest(f"cannot open {target}: {exc}") from exc
     try:
