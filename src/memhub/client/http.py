@@ -31,6 +31,7 @@ from memhub.core.models import (
     IndexRebuild,
     LeaseInfo,
     LeaseList,
+    MissingChunks,
     RevisionInfo,
     SearchPage,
     WorkspaceInfo,
@@ -338,15 +339,17 @@ class MemhubClient:
 
     def missing_chunks(self, shas: list[str], *, workspace: str | None = None) -> list[str]:
         url = f"{self._ws(workspace)}/chunks/missing"
-        return list(self.request("POST", url, json={"chunks": shas}).json()["missing"])
+        answer = self.request("POST", url, json={"chunks": shas})
+        return MissingChunks.model_validate_json(answer.content).missing
 
     def put_chunk(self, data: bytes, *, workspace: str | None = None) -> str:
         sha = hashlib.sha256(data).hexdigest()
         self.request("PUT", f"{self._ws(workspace)}/chunks/{sha}", content=data)
         return sha
 
-    def commit(self, body: dict[str, Any], *, workspace: str | None = None) -> dict[str, Any]:
-        return dict(self.request("POST", f"{self._ws(workspace)}/commits", json=body).json())
+    def commit(self, body: dict[str, Any], *, workspace: str | None = None) -> WriteInfo:
+        answer = self.request("POST", f"{self._ws(workspace)}/commits", json=body)
+        return WriteInfo.model_validate_json(answer.content)
 
     # -- leases ----------------------------------------------------------------------
 

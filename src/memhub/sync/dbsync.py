@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from memhub.client.http import MemhubClient
+from memhub.core.models import WriteInfo
 from memhub.core.paths import validate_name
 from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
@@ -303,7 +304,7 @@ class _Push:
             "message": f"db push of {self.name} from {guard.holder}",
         }
         body.update({"if_match": if_match} if if_match else {"if_none_match": "*"})
-        rev = int(self._commit(body)["rev"])
+        rev = self._commit(body).rev
         self._lap("commit")
         self.result.update(rev=rev, host=guard.holder)
         return sha, rev
@@ -344,7 +345,7 @@ class _Push:
             self.client, todo, lambda c: source.read(c.offset, c.size), self.reporter.advance
         )
 
-    def _commit(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _commit(self, body: dict[str, Any]) -> WriteInfo:
         try:
             return self.client.commit(body)
         except FencingTokenRejected as exc:
@@ -387,7 +388,7 @@ class _Push:
         }
         body.update({"if_match": head["sha256"]} if head else {"if_none_match": "*"})
         try:
-            return int(self.client.commit(body)["rev"])
+            return self.client.commit(body).rev
         except PreconditionFailed as exc:  # the database itself is committed: say so
             self.result["warnings"].append(f"the manifest was not updated: {exc}")
             return None
