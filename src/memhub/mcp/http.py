@@ -4,8 +4,8 @@ The route sits behind the app's middleware like every other route, so the
 admission middleware authenticates and rate-limits each MCP request before it
 gets here. The MCP server runs stateless with JSON responses: every POST is
 self-contained, so any node behind a load balancer can answer it. Its tools
-call the same app over ``httpx.ASGITransport`` with the caller's credentials
-(:class:`~memhub.mcp.connect.ForwardingConnector`).
+call the same app in this process (:class:`~memhub.mcp.asgi.AsgiClient`) with
+the caller's credentials (:class:`~memhub.mcp.connect.ForwardingConnector`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import httpx
 from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from memhub.errors import StorageUnavailable
+from memhub.mcp.asgi import AsgiClient
 from memhub.mcp.connect import ForwardingConnector, asgi_client
 from memhub.mcp.server import build_server
 
@@ -85,7 +85,7 @@ class McpEndpoint:
 @dataclass(frozen=True, slots=True)
 class _Started:
     app: Any
-    http: httpx.AsyncClient
+    http: AsgiClient
     tasks: TaskGroup
     lock: anyio.Lock
 
@@ -104,7 +104,7 @@ def mount_mcp(app: Any) -> McpEndpoint:
     """Add ``POST /mcp`` to ``app`` (hidden from the OpenAPI schema); run the returned
     endpoint in the app's lifespan."""
     endpoint = McpEndpoint()
-    app.router.routes.append(
-        Route(PATH, endpoint=endpoint, methods=["POST"], include_in_schema=False)
+    app.router.routes.insert(
+        0, Route(PATH, endpoint=endpoint, methods=["POST"], include_in_schema=False)
     )
     return endpoint
