@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from memhub.errors import StorageUnavailable
 from memhub.mcp.asgi import AsgiClient
 from memhub.mcp.connect import ForwardingConnector, asgi_client
+from memhub.mcp.exchange import handshake_era, serve_in_place
 from memhub.mcp.server import build_server
 
 PATH = "/mcp"
@@ -38,7 +39,7 @@ class McpEndpoint:
 
     def __init__(self) -> None:
         self._started: _Started | None = None
-        self._manager: StreamableHTTPSessionManager | None = None
+        self._serving: _Serving | None = None
 
     @asynccontextmanager
     async def run(self, app: Any) -> AsyncIterator[None]:
@@ -47,12 +48,12 @@ class McpEndpoint:
             try:
                 yield
             finally:
-                self._started = self._manager = None
+                self._started = self._serving = None
                 tasks.cancel_scope.cancel()
 
-    async def _ready(self, started: _Started) -> StreamableHTTPSessionManager:
+    async def _ready(self, started: _Started) -> _Serving:
         async with started.lock:
-            if self._manager is None:
+            if self._serving is None:
                 connector = ForwardingConnector(started.http, started.app.state.default_workspace)
                 server = build_server(connector)
                 # DNS-rebinding protection guards servers that trust the network; /mcp
@@ -66,8 +67,8 @@ class McpEndpoint:
                     ),
                 )
                 await started.tasks.start(_serve, server.session_manager)
-                self._manager = server.session_manager
-            return self._manager
+                self._serving = _Serving(server.session_manager, connector)
+            return self._serving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = self._started
@@ -78,8 +79,25 @@ class McpEndpoint:
             await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        manager = self._manager or await self._ready(started)
-        await manager.handle_request(scope, receive, send)
+        serving = self._serving or await self._ready(started)
+        if handshake_era(scope):
+            # one plain request is served in place; anything else goes to the SDK
+            served = await serve_in_place(
+                serving.manager.app, serving.connector, scope, receive, send
+            )
+            if served is None:
+                return
+            receive = served
+        await serving.manager.handle_request(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class _Serving:
+    """The SDK's session manager (whose lifespan yields ``connector``: the lifespan
+    state of the server's handlers)."""
+
+    manager: StreamableHTTPSessionManager
+    connector: ForwardingConnector
 
 
 @dataclass(frozen=True, slots=True)
