@@ -28,8 +28,10 @@ difference (MCP − REST, in ms) and ratio (MCP ÷ REST). The aim: MCP adds
 calls beside the latencies: the client's share is the SDK client's own work,
 which no server change can remove.
 
-To compare with another tree, run the server from its sources:
-``PYTHONPATH=/path/to/other/src .venv/bin/python bench/mcp.py --quick``.
+``--baseline-src DIR`` serves another tree's sources too (``DIR`` is its
+``src``, e.g. ``git archive main src | tar -x -C /tmp/main``), on its own data
+dir, and interleaves its calls with this tree's in every iteration: a
+before/after comparison under the same machine state.
 
 Numbers go to ``bench/results/mcp.json`` (or ``--json-out``).
 """
@@ -54,7 +56,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -72,8 +75,14 @@ QUICK = {"rounds": 3, "calls": 20, "cpu_calls": 60, "notes": 100}
 Call = Callable[[int], Awaitable[None]]
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_server(
+    data_dir: Path, src: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``memhub serve`` on ``data_dir``; with ``src``, memhub imported from there."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
+    if src is not None:
+        env["PYTHONPATH"] = str(src.resolve())
     env |= {"MEMHUB_RATE_LIMIT": "1000000000", "MEMHUB_RATE_LIMIT_SCOPES": "admin=1000000000"}
     env |= {"HOME": str(data_dir.parent), "XDG_DATA_HOME": str(data_dir.parent / "xdg")}
     with socket.socket() as probe:
@@ -181,66 +190,103 @@ async def timed(call: Call, i: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def measure(url: str, key: str, pid: int, plan: dict[str, int]) -> dict[str, Any]:
-    headers = {"authorization": f"Bearer {key}"}
+@dataclass(frozen=True)
+class Served:
+    """One ``memhub serve`` under test: this tree's (prefix ""), or ``--baseline-src``'s
+    ("base ")."""
+
+    prefix: str
+    url: str
+    key: str
+    pid: int
+
+
+WAYS = ("REST", "MCP", "MCP 2025")
+
+
+@contextlib.asynccontextmanager
+async def clients(served: Served, plan: dict[str, int]) -> AsyncIterator[dict[str, Call]]:
+    """The three ways of each operation against one server, seeded: {"read REST": …}."""
+    headers = {"authorization": f"Bearer {served.key}"}
     async with (
-        httpx2.AsyncClient(base_url=url, headers=headers, timeout=60) as rest,
+        httpx2.AsyncClient(base_url=served.url, headers=headers, timeout=60) as rest,
         httpx2.AsyncClient(headers=headers, timeout=60) as mcp_http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=mcp_http)) as mcp,
-        Client(streamable_http_client(f"{url}/mcp", http_client=mcp_http), mode="legacy") as old,
+        Client(streamable_http_client(f"{served.url}/mcp", http_client=mcp_http)) as mcp,
+        Client(
+            streamable_http_client(f"{served.url}/mcp", http_client=mcp_http), mode="legacy"
+        ) as old,
     ):
         assert mcp.protocol_version == "2026-07-28", mcp.protocol_version
         assert old.protocol_version.startswith("2025"), old.protocol_version
         await seed(rest, plan["notes"])
         table = ways(rest, mcp, old, os.urandom(4).hex())
-        for series in table.values():  # warm-up: index built, imports done, pools open
-            for call in series.values():
+        yield {f"{op} {way}": call for op, series in table.items() for way, call in series.items()}
+
+
+async def measure(targets: list[Served], plan: dict[str, int]) -> dict[str, Any]:
+    """Rounds of interleaved calls: in each iteration every way of every server in turn,
+    then this tree's REST again (the A/A control)."""
+    async with contextlib.AsyncExitStack() as stack:
+        calls = {t.prefix: await stack.enter_async_context(clients(t, plan)) for t in targets}
+        for by_name in calls.values():  # warm-up: index built, imports done, pools open
+            for call in by_name.values():
                 for i in range(3):
                     await call(i)
-        rounds: dict[str, list[dict[str, float]]] = {op: [] for op in table}
+        rounds: dict[str, list[dict[str, float]]] = {op: [] for op in ("search", "read", "write")}
         for _ in range(plan["rounds"]):
-            for op, series in table.items():
-                samples: dict[str, list[float]] = {"REST": [], "MCP": [], "MCP 2025": []}
-                samples["REST'"] = []
-                for i in range(plan["calls"]):
-                    samples["REST"].append(await timed(series["REST"], i))
-                    samples["MCP"].append(await timed(series["MCP"], i))
-                    samples["MCP 2025"].append(await timed(series["MCP 2025"], i))
-                    samples["REST'"].append(await timed(series["REST"], i))
-                p50 = {name: statistics.median(values) for name, values in samples.items()}
-                # CPU time is steadier than latency on a loaded machine: blocks of calls
-                for name in ("REST", "MCP", "MCP 2025"):
-                    server, client = await cpu_per_call(pid, series[name], plan["cpu_calls"])
-                    p50[f"{name} server cpu"], p50[f"{name} client cpu"] = server, client
-                rounds[op].append(p50)
+            for op, per_round in rounds.items():
+                per_round.append(await one_round(targets, calls, op, plan))
     return rounds
 
 
-def summarise(rounds: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+async def one_round(
+    targets: list[Served], calls: dict[str, dict[str, Call]], op: str, plan: dict[str, int]
+) -> dict[str, float]:
+    names = [
+        (t, f"{t.prefix}{way}", calls[t.prefix][f"{op} {way}"]) for t in targets for way in WAYS
+    ]
+    samples: dict[str, list[float]] = {name: [] for _t, name, _c in names}
+    samples["REST'"] = []
+    for i in range(plan["calls"]):
+        for _t, name, call in names:
+            samples[name].append(await timed(call, i))
+        samples["REST'"].append(await timed(calls[""][f"{op} REST"], i))
+    p50 = {name: statistics.median(values) for name, values in samples.items()}
+    # CPU time is steadier than latency on a loaded machine: blocks of calls
+    for target, name, call in names:
+        server, client = await cpu_per_call(target.pid, call, plan["cpu_calls"])
+        p50[f"{name} server cpu"], p50[f"{name} client cpu"] = server, client
+    return p50
+
+
+def summarise(
+    rounds: dict[str, list[dict[str, float]]], prefix: str = ""
+) -> dict[str, dict[str, float]]:
     out = {}
     for op, per_round in rounds.items():
         med = statistics.median
+        rest, mcp, legacy = (f"{prefix}{way}" for way in WAYS)
         out[op] = {
-            "rest_p50_ms": med(r["REST"] for r in per_round),
-            "mcp_p50_ms": med(r["MCP"] for r in per_round),
-            "mcp_minus_rest_ms": med(r["MCP"] - r["REST"] for r in per_round),
-            "mcp_over_rest": med(r["MCP"] / r["REST"] for r in per_round),
-            "mcp2025_p50_ms": med(r["MCP 2025"] for r in per_round),
-            "mcp2025_minus_rest_ms": med(r["MCP 2025"] - r["REST"] for r in per_round),
+            "rest_p50_ms": med(r[rest] for r in per_round),
+            "mcp_p50_ms": med(r[mcp] for r in per_round),
+            "mcp_minus_rest_ms": med(r[mcp] - r[rest] for r in per_round),
+            "mcp_over_rest": med(r[mcp] / r[rest] for r in per_round),
+            "mcp2025_p50_ms": med(r[legacy] for r in per_round),
+            "mcp2025_minus_rest_ms": med(r[legacy] - r[rest] for r in per_round),
             "aa_diff_ms": med(r["REST'"] - r["REST"] for r in per_round),
-            "rest_server_cpu_ms": med(r["REST server cpu"] for r in per_round),
-            "mcp_server_cpu_ms": med(r["MCP server cpu"] for r in per_round),
-            "mcp2025_server_cpu_ms": med(r["MCP 2025 server cpu"] for r in per_round),
-            "rest_client_cpu_ms": med(r["REST client cpu"] for r in per_round),
-            "mcp_client_cpu_ms": med(r["MCP client cpu"] for r in per_round),
-            "mcp2025_client_cpu_ms": med(r["MCP 2025 client cpu"] for r in per_round),
+            "rest_server_cpu_ms": med(r[f"{rest} server cpu"] for r in per_round),
+            "mcp_server_cpu_ms": med(r[f"{mcp} server cpu"] for r in per_round),
+            "mcp2025_server_cpu_ms": med(r[f"{legacy} server cpu"] for r in per_round),
+            "rest_client_cpu_ms": med(r[f"{rest} client cpu"] for r in per_round),
+            "mcp_client_cpu_ms": med(r[f"{mcp} client cpu"] for r in per_round),
+            "mcp2025_client_cpu_ms": med(r[f"{legacy} client cpu"] for r in per_round),
         }
     return out
 
 
-def print_tables(summary: dict[str, dict[str, float]], plan: dict[str, int], quick: bool) -> None:
-    print(f"\nMCP over streamable HTTP vs REST, concurrency 1, {plan['rounds']} rounds x "
-          f"{plan['calls']} calls ({'quick' if quick else 'full'})")  # fmt: skip
+def print_tables(summary: dict[str, dict[str, float]], plan: dict[str, int], title: str) -> None:
+    print(f"\n{title}: MCP over streamable HTTP vs REST, concurrency 1, {plan['rounds']} "
+          f"rounds x {plan['calls']} calls")  # fmt: skip
     print(f"{'operation':<10}{'REST p50':>10}{'MCP p50':>10}{'MCP-REST':>10}{'MCP/REST':>9}"
           f"{'2025 p50':>10}{'2025-REST':>10}{'A/A diff':>10}")  # fmt: skip
     for op, s in summary.items():
@@ -264,22 +310,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds of 20 calls per series")
     parser.add_argument("--json-out", type=Path, default=HERE / "results" / "mcp.json")
-    parser.add_argument("--scratch", type=Path, default=None, help="where the data dir goes")
+    parser.add_argument("--scratch", type=Path, default=None, help="where the data dirs go")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="also serve another tree's src/ (e.g. a git archive of main) and interleave it",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     scratch = Path(tempfile.mkdtemp(prefix="memhub-bench-mcp-", dir=args.scratch))
     started = time.monotonic()
-    process, url, _log = start_server(scratch / "data")
+    sources = {"": None} | ({"base ": args.baseline_src} if args.baseline_src else {})
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        key = (scratch / "data" / "admin.key").read_text().strip()
-        rounds = asyncio.run(measure(url, key, process.pid, plan))
+        targets = []
+        for prefix, src in sources.items():
+            data = scratch / (prefix.strip() or "this") / "data"
+            process, url, _log = start_server(data, src)
+            processes.append(process)
+            key = (data / "admin.key").read_text().strip()
+            targets.append(Served(prefix, url, key, process.pid))
+        rounds = asyncio.run(measure(targets, plan))
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
         shutil.rmtree(scratch, ignore_errors=True)
-    summary = summarise(rounds)
-    print_tables(summary, plan, args.quick)
-    result = {"plan": plan, "quick": args.quick, "summary": summary, "rounds": rounds}
+    kind = "quick" if args.quick else "full"
+    result: dict[str, Any] = {"plan": plan, "quick": args.quick, "rounds": rounds}
+    for prefix, src in sources.items():
+        summary = summarise(rounds, prefix)
+        result["baseline_summary" if prefix else "summary"] = summary
+        print_tables(summary, plan, f"{'baseline ' + str(src) if src else 'this tree'} ({kind})")
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.json_out} ({time.monotonic() - started:.0f} s)")
