@@ -6,7 +6,11 @@ Run: ``.venv/bin/python bench/mcp.py [--quick] [--json-out PATH] [--scratch DIR]
 One ``memhub serve`` subprocess on a fresh data dir (the embedded default:
 SQLite + local blobs), rate limiter on with limits it never reaches, seeded
 with markdown notes. One client process, one event loop, concurrency 1. Three
-operations, each done three ways in turn, call by call:
+operations, each done four ways in turn, call by call: REST, and the MCP tool
+through the SDK's own client twice, on the 2026 protocol (``mode="auto"``: the
+per-request envelope, the SDK's single-exchange entry) and on the 2025
+handshake protocol (``mode="legacy"``, what most clients in the field speak;
+memhub serves these in place, ``memhub/mcp/exchange.py``):
 
 ============  ===============================================  ====================================
 operation     REST (the baseline)                              MCP tool (``POST /mcp``, stateless)
@@ -16,10 +20,18 @@ read          ``GET /v1/workspaces/default/files/{path}``      ``read_file``
 write         ``PUT …/files/{new path}`` + ``If-None-Match``   ``write_file`` (no base_rev: create)
 ============  ===============================================  ====================================
 
-Each iteration runs REST, MCP, then REST again (``REST'``, the A/A control:
-the same request twice shows the noise floor). Rounds are interleaved; the
-summary is the median over rounds of each round's p50 difference (MCP − REST,
-in ms) and ratio (MCP ÷ REST). The aim: MCP adds ≤ 2 ms at p50.
+Each iteration runs REST, MCP, MCP 2025, then REST again (``REST'``, the A/A
+control: the same request twice shows the noise floor). Rounds are
+interleaved; the summary is the median over rounds of each round's p50
+difference (MCP − REST, in ms) and ratio (MCP ÷ REST). The aim: MCP adds
+≤ 2 ms at p50. Server and client CPU time per call are measured in blocks of
+calls beside the latencies: the client's share is the SDK client's own work,
+which no server change can remove.
+
+``--baseline-src DIR`` serves another tree's sources too (``DIR`` is its
+``src``, e.g. ``git archive main src | tar -x -C /tmp/main``), on its own data
+dir, and interleaves its calls with this tree's in every iteration: a
+before/after comparison under the same machine state.
 
 Numbers go to ``bench/results/mcp.json`` (or ``--json-out``).
 """
@@ -44,7 +56,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -62,8 +75,14 @@ QUICK = {"rounds": 3, "calls": 20, "cpu_calls": 60, "notes": 100}
 Call = Callable[[int], Awaitable[None]]
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_server(
+    data_dir: Path, src: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``memhub serve`` on ``data_dir``; with ``src``, memhub imported from there."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMHUB_")}
+    if src is not None:
+        env["PYTHONPATH"] = str(src.resolve())
     env |= {"MEMHUB_RATE_LIMIT": "1000000000", "MEMHUB_RATE_LIMIT_SCOPES": "admin=1000000000"}
     env |= {"HOME": str(data_dir.parent), "XDG_DATA_HOME": str(data_dir.parent / "xdg")}
     with socket.socket() as probe:
@@ -99,40 +118,53 @@ async def seed(rest: httpx2.AsyncClient, count: int) -> None:
         assert response.status_code in (200, 201), response.text
 
 
-def ways(rest: httpx2.AsyncClient, mcp: Client, run_id: str) -> dict[str, dict[str, Call]]:
-    async def rest_search(i: int) -> None:
+def rest_ways(rest: httpx2.AsyncClient, run_id: str) -> dict[str, Call]:
+    counter = iter(range(10**9))
+
+    async def search(i: int) -> None:
         r = await rest.post(f"{WS}/search", json={"query": WORDS[i % len(WORDS)], "k": 10})
         assert r.status_code == 200 and r.json()["results"], r.text
 
-    async def mcp_search(i: int) -> None:
-        r = await mcp.call_tool("search_memory", {"query": WORDS[i % len(WORDS)], "k": 10})
-        assert not r.is_error and r.structured_content and r.structured_content["results"]
-
-    async def rest_read(i: int) -> None:
+    async def read(i: int) -> None:
         r = await rest.get(f"{WS}/files/notes/n{i % 50}.md")
         assert r.status_code == 200, r.text
 
-    async def mcp_read(i: int) -> None:
-        r = await mcp.call_tool("read_file", {"path": f"notes/n{i % 50}.md"})
-        assert not r.is_error, r.content
-
-    counter = iter(range(10**9))
-
-    async def rest_write(_i: int) -> None:
+    async def write(_i: int) -> None:
         path = f"{WS}/files/bench/{run_id}/rest-{next(counter)}.md"
         r = await rest.put(path, content=b"# x\nhello\n", headers={"if-none-match": "*"})
         assert r.status_code == 201, r.text
 
-    async def mcp_write(_i: int) -> None:
+    return {"search": search, "read": read, "write": write}
+
+
+def mcp_ways(mcp: Client, run_id: str) -> dict[str, Call]:
+    counter = iter(range(10**9))
+
+    async def search(i: int) -> None:
+        r = await mcp.call_tool("search_memory", {"query": WORDS[i % len(WORDS)], "k": 10})
+        assert not r.is_error and r.structured_content and r.structured_content["results"]
+
+    async def read(i: int) -> None:
+        r = await mcp.call_tool("read_file", {"path": f"notes/n{i % 50}.md"})
+        assert not r.is_error, r.content
+
+    async def write(_i: int) -> None:
         path = f"bench/{run_id}/mcp-{next(counter)}.md"
         r = await mcp.call_tool("write_file", {"path": path, "content": "# x\nhello\n"})
         assert not r.is_error, r.content
 
-    return {
-        "search": {"REST": rest_search, "MCP": mcp_search},
-        "read": {"REST": rest_read, "MCP": mcp_read},
-        "write": {"REST": rest_write, "MCP": mcp_write},
+    return {"search": search, "read": read, "write": write}
+
+
+def ways(
+    rest: httpx2.AsyncClient, mcp: Client, legacy: Client, run_id: str
+) -> dict[str, dict[str, Call]]:
+    by_way = {
+        "REST": rest_ways(rest, run_id),
+        "MCP": mcp_ways(mcp, run_id),
+        "MCP 2025": mcp_ways(legacy, f"{run_id}-2025"),
     }
+    return {op: {way: calls[op] for way, calls in by_way.items()} for op in by_way["REST"]}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -158,89 +190,159 @@ async def timed(call: Call, i: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def measure(url: str, key: str, pid: int, plan: dict[str, int]) -> dict[str, Any]:
-    headers = {"authorization": f"Bearer {key}"}
+@dataclass(frozen=True)
+class Served:
+    """One ``memhub serve`` under test: this tree's (prefix ""), or ``--baseline-src``'s
+    ("base ")."""
+
+    prefix: str
+    url: str
+    key: str
+    pid: int
+
+
+WAYS = ("REST", "MCP", "MCP 2025")
+
+
+@contextlib.asynccontextmanager
+async def clients(served: Served, plan: dict[str, int]) -> AsyncIterator[dict[str, Call]]:
+    """The three ways of each operation against one server, seeded: {"read REST": …}."""
+    headers = {"authorization": f"Bearer {served.key}"}
     async with (
-        httpx2.AsyncClient(base_url=url, headers=headers, timeout=60) as rest,
+        httpx2.AsyncClient(base_url=served.url, headers=headers, timeout=60) as rest,
         httpx2.AsyncClient(headers=headers, timeout=60) as mcp_http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=mcp_http)) as mcp,
+        Client(streamable_http_client(f"{served.url}/mcp", http_client=mcp_http)) as mcp,
+        Client(
+            streamable_http_client(f"{served.url}/mcp", http_client=mcp_http), mode="legacy"
+        ) as old,
     ):
+        assert mcp.protocol_version == "2026-07-28", mcp.protocol_version
+        assert old.protocol_version.startswith("2025"), old.protocol_version
         await seed(rest, plan["notes"])
-        table = ways(rest, mcp, os.urandom(4).hex())
-        for series in table.values():  # warm-up: index built, imports done, pools open
-            for call in series.values():
+        table = ways(rest, mcp, old, os.urandom(4).hex())
+        yield {f"{op} {way}": call for op, series in table.items() for way, call in series.items()}
+
+
+async def measure(targets: list[Served], plan: dict[str, int]) -> dict[str, Any]:
+    """Rounds of interleaved calls: in each iteration every way of every server in turn,
+    then this tree's REST again (the A/A control)."""
+    async with contextlib.AsyncExitStack() as stack:
+        calls = {t.prefix: await stack.enter_async_context(clients(t, plan)) for t in targets}
+        for by_name in calls.values():  # warm-up: index built, imports done, pools open
+            for call in by_name.values():
                 for i in range(3):
                     await call(i)
-        rounds: dict[str, list[dict[str, float]]] = {op: [] for op in table}
+        rounds: dict[str, list[dict[str, float]]] = {op: [] for op in ("search", "read", "write")}
         for _ in range(plan["rounds"]):
-            for op, series in table.items():
-                samples: dict[str, list[float]] = {"REST": [], "MCP": [], "REST'": []}
-                for i in range(plan["calls"]):
-                    samples["REST"].append(await timed(series["REST"], i))
-                    samples["MCP"].append(await timed(series["MCP"], i))
-                    samples["REST'"].append(await timed(series["REST"], i))
-                p50 = {name: statistics.median(values) for name, values in samples.items()}
-                # CPU time is steadier than latency on a loaded machine: blocks of calls
-                for name in ("REST", "MCP"):
-                    server, client = await cpu_per_call(pid, series[name], plan["cpu_calls"])
-                    p50[f"{name} server cpu"], p50[f"{name} client cpu"] = server, client
-                rounds[op].append(p50)
+            for op, per_round in rounds.items():
+                per_round.append(await one_round(targets, calls, op, plan))
     return rounds
 
 
-def summarise(rounds: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+async def one_round(
+    targets: list[Served], calls: dict[str, dict[str, Call]], op: str, plan: dict[str, int]
+) -> dict[str, float]:
+    names = [
+        (t, f"{t.prefix}{way}", calls[t.prefix][f"{op} {way}"]) for t in targets for way in WAYS
+    ]
+    samples: dict[str, list[float]] = {name: [] for _t, name, _c in names}
+    samples["REST'"] = []
+    for i in range(plan["calls"]):
+        for _t, name, call in names:
+            samples[name].append(await timed(call, i))
+        samples["REST'"].append(await timed(calls[""][f"{op} REST"], i))
+    p50 = {name: statistics.median(values) for name, values in samples.items()}
+    # CPU time is steadier than latency on a loaded machine: blocks of calls
+    for target, name, call in names:
+        server, client = await cpu_per_call(target.pid, call, plan["cpu_calls"])
+        p50[f"{name} server cpu"], p50[f"{name} client cpu"] = server, client
+    return p50
+
+
+def summarise(
+    rounds: dict[str, list[dict[str, float]]], prefix: str = ""
+) -> dict[str, dict[str, float]]:
     out = {}
     for op, per_round in rounds.items():
         med = statistics.median
+        rest, mcp, legacy = (f"{prefix}{way}" for way in WAYS)
         out[op] = {
-            "rest_p50_ms": med(r["REST"] for r in per_round),
-            "mcp_p50_ms": med(r["MCP"] for r in per_round),
-            "mcp_minus_rest_ms": med(r["MCP"] - r["REST"] for r in per_round),
-            "mcp_over_rest": med(r["MCP"] / r["REST"] for r in per_round),
+            "rest_p50_ms": med(r[rest] for r in per_round),
+            "mcp_p50_ms": med(r[mcp] for r in per_round),
+            "mcp_minus_rest_ms": med(r[mcp] - r[rest] for r in per_round),
+            "mcp_over_rest": med(r[mcp] / r[rest] for r in per_round),
+            "mcp2025_p50_ms": med(r[legacy] for r in per_round),
+            "mcp2025_minus_rest_ms": med(r[legacy] - r[rest] for r in per_round),
             "aa_diff_ms": med(r["REST'"] - r["REST"] for r in per_round),
-            "rest_server_cpu_ms": med(r["REST server cpu"] for r in per_round),
-            "mcp_server_cpu_ms": med(r["MCP server cpu"] for r in per_round),
-            "rest_client_cpu_ms": med(r["REST client cpu"] for r in per_round),
-            "mcp_client_cpu_ms": med(r["MCP client cpu"] for r in per_round),
+            "rest_server_cpu_ms": med(r[f"{rest} server cpu"] for r in per_round),
+            "mcp_server_cpu_ms": med(r[f"{mcp} server cpu"] for r in per_round),
+            "mcp2025_server_cpu_ms": med(r[f"{legacy} server cpu"] for r in per_round),
+            "rest_client_cpu_ms": med(r[f"{rest} client cpu"] for r in per_round),
+            "mcp_client_cpu_ms": med(r[f"{mcp} client cpu"] for r in per_round),
+            "mcp2025_client_cpu_ms": med(r[f"{legacy} client cpu"] for r in per_round),
         }
     return out
+
+
+def print_tables(summary: dict[str, dict[str, float]], plan: dict[str, int], title: str) -> None:
+    print(f"\n{title}: MCP over streamable HTTP vs REST, concurrency 1, {plan['rounds']} "
+          f"rounds x {plan['calls']} calls")  # fmt: skip
+    print(f"{'operation':<10}{'REST p50':>10}{'MCP p50':>10}{'MCP-REST':>10}{'MCP/REST':>9}"
+          f"{'2025 p50':>10}{'2025-REST':>10}{'A/A diff':>10}")  # fmt: skip
+    for op, s in summary.items():
+        print(f"{op:<10}{s['rest_p50_ms']:>8.2f}ms{s['mcp_p50_ms']:>8.2f}ms"
+              f"{s['mcp_minus_rest_ms']:>+8.2f}ms{s['mcp_over_rest']:>8.2f}x"
+              f"{s['mcp2025_p50_ms']:>8.2f}ms{s['mcp2025_minus_rest_ms']:>+8.2f}ms"
+              f"{s['aa_diff_ms']:>+8.2f}ms")  # fmt: skip
+    print("\nCPU time per call, ms (blocks of calls; steadier than latency on a loaded machine)")
+    print(f"{'operation':<10}{'srv REST':>9}{'srv MCP':>9}{'+MCP':>7}{'srv 2025':>9}{'+2025':>7}"
+          f"{'cli REST':>9}{'cli MCP':>9}{'cli 2025':>9}")  # fmt: skip
+    for op, s in summary.items():
+        print(f"{op:<10}{s['rest_server_cpu_ms']:>9.2f}{s['mcp_server_cpu_ms']:>9.2f}"
+              f"{s['mcp_server_cpu_ms'] - s['rest_server_cpu_ms']:>+7.2f}"
+              f"{s['mcp2025_server_cpu_ms']:>9.2f}"
+              f"{s['mcp2025_server_cpu_ms'] - s['rest_server_cpu_ms']:>+7.2f}"
+              f"{s['rest_client_cpu_ms']:>9.2f}{s['mcp_client_cpu_ms']:>9.2f}"
+              f"{s['mcp2025_client_cpu_ms']:>9.2f}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds of 20 calls per series")
     parser.add_argument("--json-out", type=Path, default=HERE / "results" / "mcp.json")
-    parser.add_argument("--scratch", type=Path, default=None, help="where the data dir goes")
+    parser.add_argument("--scratch", type=Path, default=None, help="where the data dirs go")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="also serve another tree's src/ (e.g. a git archive of main) and interleave it",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     scratch = Path(tempfile.mkdtemp(prefix="memhub-bench-mcp-", dir=args.scratch))
     started = time.monotonic()
-    process, url, _log = start_server(scratch / "data")
+    sources = {"": None} | ({"base ": args.baseline_src} if args.baseline_src else {})
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        key = (scratch / "data" / "admin.key").read_text().strip()
-        rounds = asyncio.run(measure(url, key, process.pid, plan))
+        targets = []
+        for prefix, src in sources.items():
+            data = scratch / (prefix.strip() or "this") / "data"
+            process, url, _log = start_server(data, src)
+            processes.append(process)
+            key = (data / "admin.key").read_text().strip()
+            targets.append(Served(prefix, url, key, process.pid))
+        rounds = asyncio.run(measure(targets, plan))
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
         shutil.rmtree(scratch, ignore_errors=True)
-    summary = summarise(rounds)
-    print(f"\nMCP over streamable HTTP vs REST, concurrency 1, {plan['rounds']} rounds x "
-          f"{plan['calls']} calls ({'quick' if args.quick else 'full'})")  # fmt: skip
-    print(f"{'operation':<10}{'REST p50':>11}{'MCP p50':>11}{'MCP-REST':>11}{'MCP/REST':>10}"
-          f"{'A/A diff':>11}")  # fmt: skip
-    for op, s in summary.items():
-        print(f"{op:<10}{s['rest_p50_ms']:>9.2f}ms{s['mcp_p50_ms']:>9.2f}ms"
-              f"{s['mcp_minus_rest_ms']:>+9.2f}ms{s['mcp_over_rest']:>9.2f}x"
-              f"{s['aa_diff_ms']:>+9.2f}ms")  # fmt: skip
-    print("\nCPU time per call (blocks of calls; steadier than latency on a loaded machine)")
-    print(f"{'operation':<10}{'server REST':>13}{'server MCP':>12}{'+MCP':>9}"
-          f"{'client REST':>13}{'client MCP':>12}")  # fmt: skip
-    for op, s in summary.items():
-        extra = s["mcp_server_cpu_ms"] - s["rest_server_cpu_ms"]
-        print(f"{op:<10}{s['rest_server_cpu_ms']:>11.2f}ms{s['mcp_server_cpu_ms']:>10.2f}ms"
-              f"{extra:>+7.2f}ms{s['rest_client_cpu_ms']:>11.2f}ms"
-              f"{s['mcp_client_cpu_ms']:>10.2f}ms")  # fmt: skip
-    result = {"plan": plan, "quick": args.quick, "summary": summary, "rounds": rounds}
+    kind = "quick" if args.quick else "full"
+    result: dict[str, Any] = {"plan": plan, "quick": args.quick, "rounds": rounds}
+    for prefix, src in sources.items():
+        summary = summarise(rounds, prefix)
+        result["baseline_summary" if prefix else "summary"] = summary
+        print_tables(summary, plan, f"{'baseline ' + str(src) if src else 'this tree'} ({kind})")
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.json_out} ({time.monotonic() - started:.0f} s)")

@@ -4,7 +4,7 @@
   stdio): a remote server with the profile's key, or the local data dir through
   an in-process app (:func:`local_connector`).
 - :class:`ForwardingConnector`: ``/mcp`` inside the server. Each request's
-  credentials are forwarded to the same app over ``httpx.ASGITransport``, so
+  credentials are forwarded to the same app in this process, so
   the REST routes authorise every tool call exactly as they authorise REST
   calls; the workspace is the key's own, or ``X-Memhub-Workspace``.
 """
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from memhub.auth.admission import in_process
-from memhub.mcp.hub import Hub
+from memhub.mcp.asgi import AsgiClient
+from memhub.mcp.hub import HttpClient, Hub
 
 if TYPE_CHECKING:
     from memhub.client.profile import Profile
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 FORWARDED = ("authorization", "x-api-key", "x-internal-service")
 WORKSPACE_HEADER = "x-memhub-workspace"
-INTERNAL_BASE = "http://memhub.internal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +45,7 @@ class FixedConnector:
 
 @dataclass(frozen=True, slots=True)
 class ForwardingConnector:
-    http: httpx.AsyncClient
+    http: HttpClient
     default_workspace: str
 
     def hub(self, request: Any) -> Hub:
@@ -63,15 +62,11 @@ class ForwardingConnector:
         return frozenset(principal.scopes) if principal is not None else frozenset()
 
 
-def asgi_client(app: Any, timeout: float = 60.0) -> httpx.AsyncClient:
+def asgi_client(app: Any) -> AsgiClient:
     """A client of ``app`` in this process. Its requests are marked in-process (see
     :func:`memhub.auth.admission.in_process`): one tool call on ``/mcp`` counts once
     against its key's rate limit, however many REST requests it makes."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=in_process(app)),
-        base_url=INTERNAL_BASE,
-        timeout=timeout,
-    )
+    return AsgiClient(app)
 
 
 def remote_connector(profile: Profile, timeout: float = 60.0) -> FixedConnector:

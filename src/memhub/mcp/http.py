@@ -4,8 +4,8 @@ The route sits behind the app's middleware like every other route, so the
 admission middleware authenticates and rate-limits each MCP request before it
 gets here. The MCP server runs stateless with JSON responses: every POST is
 self-contained, so any node behind a load balancer can answer it. Its tools
-call the same app over ``httpx.ASGITransport`` with the caller's credentials
-(:class:`~memhub.mcp.connect.ForwardingConnector`).
+call the same app in this process (:class:`~memhub.mcp.asgi.AsgiClient`) with
+the caller's credentials (:class:`~memhub.mcp.connect.ForwardingConnector`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import httpx
 from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -25,7 +24,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from memhub.errors import StorageUnavailable
+from memhub.mcp.asgi import AsgiClient
 from memhub.mcp.connect import ForwardingConnector, asgi_client
+from memhub.mcp.exchange import handshake_era, serve_in_place
 from memhub.mcp.server import build_server
 
 PATH = "/mcp"
@@ -38,7 +39,7 @@ class McpEndpoint:
 
     def __init__(self) -> None:
         self._started: _Started | None = None
-        self._manager: StreamableHTTPSessionManager | None = None
+        self._serving: _Serving | None = None
 
     @asynccontextmanager
     async def run(self, app: Any) -> AsyncIterator[None]:
@@ -47,12 +48,12 @@ class McpEndpoint:
             try:
                 yield
             finally:
-                self._started = self._manager = None
+                self._started = self._serving = None
                 tasks.cancel_scope.cancel()
 
-    async def _ready(self, started: _Started) -> StreamableHTTPSessionManager:
+    async def _ready(self, started: _Started) -> _Serving:
         async with started.lock:
-            if self._manager is None:
+            if self._serving is None:
                 connector = ForwardingConnector(started.http, started.app.state.default_workspace)
                 server = build_server(connector)
                 # DNS-rebinding protection guards servers that trust the network; /mcp
@@ -66,8 +67,8 @@ class McpEndpoint:
                     ),
                 )
                 await started.tasks.start(_serve, server.session_manager)
-                self._manager = server.session_manager
-            return self._manager
+                self._serving = _Serving(server.session_manager, connector)
+            return self._serving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = self._started
@@ -78,14 +79,31 @@ class McpEndpoint:
             await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        manager = self._manager or await self._ready(started)
-        await manager.handle_request(scope, receive, send)
+        serving = self._serving or await self._ready(started)
+        if handshake_era(scope):
+            # one plain request is served in place; anything else goes to the SDK
+            served = await serve_in_place(
+                serving.manager.app, serving.connector, scope, receive, send
+            )
+            if served is None:
+                return
+            receive = served
+        await serving.manager.handle_request(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class _Serving:
+    """The SDK's session manager (whose lifespan yields ``connector``: the lifespan
+    state of the server's handlers)."""
+
+    manager: StreamableHTTPSessionManager
+    connector: ForwardingConnector
 
 
 @dataclass(frozen=True, slots=True)
 class _Started:
     app: Any
-    http: httpx.AsyncClient
+    http: AsgiClient
     tasks: TaskGroup
     lock: anyio.Lock
 
@@ -102,9 +120,11 @@ async def _serve(
 
 def mount_mcp(app: Any) -> McpEndpoint:
     """Add ``POST /mcp`` to ``app`` (hidden from the OpenAPI schema); run the returned
-    endpoint in the app's lifespan."""
+    endpoint in the app's lifespan. It is the first route: the router tries routes in
+    order, and trying every included router's routes first cost each MCP request more
+    CPU than the REST route its tool then calls."""
     endpoint = McpEndpoint()
-    app.router.routes.append(
-        Route(PATH, endpoint=endpoint, methods=["POST"], include_in_schema=False)
+    app.router.routes.insert(
+        0, Route(PATH, endpoint=endpoint, methods=["POST"], include_in_schema=False)
     )
     return endpoint

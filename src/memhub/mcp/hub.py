@@ -2,9 +2,9 @@
 
 Every tool call is one or more ordinary API requests, so validation, auth,
 scopes, rate limits and error codes are exactly the REST ones. The adapter
-talks to a remote server, to an in-process app over ``httpx.ASGITransport``
-(the local data dir, or the server's own app behind ``/mcp``), with the
-caller's ``Authorization`` forwarded per request.
+talks to a remote server over httpx, or to an in-process app through
+:class:`~memhub.mcp.asgi.AsgiClient` (the local data dir, or the server's own
+app behind ``/mcp``), with the caller's ``Authorization`` forwarded per request.
 
 Server errors come back as memhub's exceptions (the response's ``error_code``
 picks the class), exactly as :class:`memhub.client.MemhubClient` raises them.
@@ -15,8 +15,10 @@ once that one grows an async flavour.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -43,6 +45,43 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+class HttpClient(Protocol):
+    """What the hub needs of an HTTP client: :class:`httpx.AsyncClient` (a remote
+    server), or :class:`memhub.mcp.asgi.AsgiClient` (the app in this process)."""
+
+    @property
+    def base_url(self) -> httpx.URL: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+    ) -> httpx.Response: ...
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AbstractAsyncContextManager[httpx.Response]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FileContent:
     path: str
@@ -56,7 +95,7 @@ class FileContent:
 class Hub:
     """One caller's view of one workspace: ``http`` is shared, ``headers`` are theirs."""
 
-    http: httpx.AsyncClient
+    http: HttpClient
     workspace: str
     headers: Mapping[str, str] = field(default_factory=dict)
 

@@ -10,8 +10,8 @@ any of them); ``resources/list`` names the workspace's files, a page of
 :data:`RESOURCE_PAGE` at a time (the cursor is the last path of a page). A
 server that follows the change feed (``memhub mcp``) tells subscribers when a
 file changes: on ``subscriptions/listen`` streams (2026 protocol) and, for
-2025-era clients, as ``notifications/resources/updated`` to each client that
-called ``resources/subscribe`` for that URI.
+2025-era clients, as ``notifications/resources/updated`` for each URI its one
+client called ``resources/subscribe`` for.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from anyio.abc import TaskStatus
-from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.session import ServerSession
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ResourceUpdated,
@@ -148,21 +148,17 @@ class _FileList:
         )
 
 
-def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
-    """The client's connection: ``ctx.session`` is made anew for each request (the SDK
-    keeps the connection it wraps private)."""
-    connection: Connection = ctx.session._connection
-    return connection
-
-
 class _LegacySubscriptions:
-    """``resources/subscribe`` for 2025-era clients: the connections subscribed to each
-    URI of the followed workspace get ``notifications/resources/updated`` when the change
-    feed reports it."""
+    """``resources/subscribe`` for 2025-era clients: a server that follows a feed has one
+    client (stdio, or one in-memory client), and each URI it subscribed to gets
+    ``notifications/resources/updated`` when the change feed reports it. The notification
+    goes on the connection the subscribing request came in on: its
+    :class:`~mcp.server.session.ServerSession` sends on the connection's own channel,
+    not the request's, so it outlives the request."""
 
     def __init__(self, workspace: str) -> None:
         self.prefix = resource_uri(workspace, "")
-        self.subscribers: dict[str, set[Connection]] = {}
+        self.subscribers: dict[str, ServerSession] = {}
 
     async def add(
         self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
@@ -172,23 +168,19 @@ class _LegacySubscriptions:
                 INVALID_PARAMS,
                 f"this server follows the files of {self.prefix}<path>; {params.uri} is not one",
             )
-        self.subscribers.setdefault(params.uri, set()).add(_connection(ctx))
+        self.subscribers[params.uri] = ctx.session
         return EmptyResult()
 
     async def remove(
-        self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
+        self, _ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
-        subscribed = self.subscribers.get(params.uri)
-        if subscribed is not None:
-            subscribed.discard(_connection(ctx))
-            if not subscribed:
-                del self.subscribers[params.uri]
+        self.subscribers.pop(params.uri, None)
         return EmptyResult()
 
     async def deliver(
         self, bus: SubscriptionBus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Send each updated URI to its subscribers, until cancelled. The bus's listeners
+        """Send each updated URI to its subscriber, until cancelled. The bus's listeners
         are synchronous: an update waits in a bounded queue (when it is full, an update is
         dropped with a warning: a client re-reads what it cares about)."""
         send, receive = anyio.create_memory_object_stream[str](1000)
@@ -205,12 +197,15 @@ class _LegacySubscriptions:
             task_status.started()
             async with receive:
                 async for uri in receive:
-                    for connection in list(self.subscribers.get(uri, ())):
-                        try:
-                            await connection.send_resource_updated(uri)
-                        except Exception:  # the client has gone: forget its subscription
-                            log.info("dropping a subscriber of %s", uri, exc_info=True)
-                            self.subscribers.get(uri, set()).discard(connection)
+                    session = self.subscribers.get(uri)
+                    if session is None:
+                        continue
+                    try:
+                        await session.send_resource_updated(uri)
+                    except Exception:  # the client has gone: forget its subscription
+                        log.info("dropping the subscriber of %s", uri, exc_info=True)
+                        if self.subscribers.get(uri) is session:
+                            del self.subscribers[uri]
         finally:
             unsubscribe()
             send.close()

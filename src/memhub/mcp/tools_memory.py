@@ -56,9 +56,8 @@ async def search_memory(
     if since:
         body["since"] = since
     found = await hub(ctx).search(body)
-    return SearchResult(
-        results=[Hit.model_validate(h.model_dump()) for h in found.results], total=found.total
-    )
+    hits = [Hit.model_validate(h, from_attributes=True) for h in found.results]
+    return SearchResult(results=hits, total=found.total)
 
 
 class Source(BaseModel):
