@@ -202,24 +202,28 @@ def block_fields(
 
 
 def document(fields: BlockFields) -> tantivy.Document:
-    """The tantivy document of one block."""
-    doc = tantivy.Document()
-    doc.add_text("path", fields.path)
-    for prefix in _prefixes(fields.path):
-        doc.add_text("prefixes", prefix)
-    doc.add_text("file_kind", fields.file_kind)
-    doc.add_text("text", fields.text)
-    for name in ("speaker", "heading", "context"):
-        value = getattr(fields, name)
+    """The tantivy document of one block (made from one dict: half the cost of a call
+    per value, and this runs where the writer is)."""
+    values: dict[str, Any] = {
+        "path": fields.path,
+        "prefixes": list(_prefixes(fields.path)),
+        "file_kind": fields.file_kind,
+        "text": fields.text,
+        "always_load": 1 if fields.always_load else 0,
+        "date": fields.date,
+        "weight": fields.weight,
+        "block": fields.record,
+    }
+    for name, value in (
+        ("speaker", fields.speaker),
+        ("heading", fields.heading),
+        ("context", fields.context),
+    ):
         if value is not None:
-            doc.add_text(name, value)
-    doc.add_integer("always_load", 1 if fields.always_load else 0)
-    doc.add_integer("date", fields.date)
-    doc.add_float("weight", fields.weight)
+            values[name] = value
     if fields.weight:
-        doc.add_integer("weighted", 1)
-    doc.add_bytes("block", fields.record)
-    return doc
+        values["weighted"] = 1
+    return tantivy.Document.from_dict(values, SCHEMA)
 
 
 def block_record(block: Block, revision: Revision, seq: int) -> dict[str, Any]:
