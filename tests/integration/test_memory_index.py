@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from memhub.errors import BadRequest
-from memhub.memory import index as index_module
+from memhub.memory import prepare
 from memhub.memory.documents import SearchFilters
 from memhub.memory.index import WorkspaceIndex
 from memhub.memory.service import Memory
@@ -444,7 +444,7 @@ def _index_content(index: WorkspaceIndex) -> tuple[Any, ...]:
 def test_files_prepared_in_worker_processes_make_the_same_index(
     corpus: Any, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_module, "PARALLEL_FILES", 1)  # workers even for a few files
+    monkeypatch.setattr(prepare, "PARALLEL_AFTER_CHARS", 0)  # workers even for a few files
     put(store, "items/cube/bad.md", "---\nnot: [valid\n---\nФактів немає.\n")  # a parse problem
     parallel = WorkspaceIndex(tmp_path / "parallel", WS, store, processes=2)
     in_place = WorkspaceIndex(tmp_path / "in-place", WS, store, processes=0)

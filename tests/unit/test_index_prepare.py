@@ -49,6 +49,7 @@ def in_place(jobs: list[Job]) -> list[tuple[Revision, Prepared]]:
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepare, "PARALLEL_AFTER_CHARS", 0)  # workers from the second file
     monkeypatch.setattr(prepare, "BATCH_FILES", 3)  # many batches from a few files
 
 
@@ -71,9 +72,10 @@ def test_workers_prepare_the_files_as_in_place_in_order(small_batches: None) -> 
     assert all(w._process is None for w in workers)  # closing stopped them
 
 
-def test_without_parallel_nothing_is_started() -> None:
+def test_a_little_text_is_prepared_in_place_without_starting_workers() -> None:
+    assert sum(len(text) for _, text in JOBS) < prepare.PARALLEL_AFTER_CHARS
     with Preparer("w", 2, processes=2) as preparer:
-        assert list(preparer.map(JOBS[:3], parallel=False)) == in_place(JOBS[:3])
+        assert list(preparer.map(JOBS)) == in_place(JOBS)
         assert alive(preparer) == []
 
 
@@ -81,11 +83,11 @@ def test_killed_workers_lose_no_file(small_batches: None) -> None:
     expected = in_place(JOBS)
     with Preparer("w", 2, processes=2) as preparer:
         results = preparer.map(JOBS)
-        got = [next(results)]
+        got = [next(results), next(results)]  # the first in place, the second from a worker
         killed = alive(preparer)
         for worker in preparer._workers:
-            assert worker._process is not None
-            worker._process.kill()
+            if worker._process is not None:
+                worker._process.kill()
         got += list(results)
         assert got == expected
         assert killed and not set(killed) & set(alive(preparer))  # later batches: new ones

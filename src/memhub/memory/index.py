@@ -54,7 +54,6 @@ INDEX_VERSION = 4  # 2: the "weighted" marker field; 3: "seq" in the block recor
 WRITER_HEAP = 64 * 1024 * 1024
 REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
 PAGE = 1000  # heads listed, or changes read, per query
-PARALLEL_FILES = 256  # files in one go from which they are prepared in worker processes
 RETRY_SECONDS = 10.0  # how often files whose bytes could not be read are tried again
 
 
@@ -163,8 +162,7 @@ class WorkspaceIndex:
                 while head > self.applied_rev:
                     page = self.store.changes(self.workspace, self.applied_rev, limit=PAGE)
                     latest = {r.path: r for r in page.changes}
-                    parallel = len(latest) >= PARALLEL_FILES
-                    self._apply(latest.values(), preparer, parallel=parallel)
+                    self._apply(latest.values(), preparer)
                     applied += len(page.changes)
                     self.applied_rev = page.next_since
                     self._commit()
@@ -219,10 +217,8 @@ class WorkspaceIndex:
             self.problems = {}
             if self.follower is not None:
                 self.follower.reset([])
-            pages = self._listing()
-            first = next(pages, [])
-            heads = itertools.chain(first, itertools.chain.from_iterable(pages))
-            count = self._apply(heads, preparer, parallel=len(first) >= PARALLEL_FILES, fresh=True)
+            heads = itertools.chain.from_iterable(self._listing())
+            count = self._apply(heads, preparer, fresh=True)
             self.applied_rev = head
             self._commit()
         # writes that raced the listing are replayed (idempotently) by the next catch-up
@@ -257,7 +253,6 @@ class WorkspaceIndex:
         heads: Iterable[Revision],
         preparer: Preparer | None = None,
         *,
-        parallel: bool = False,
         fresh: bool = False,
     ) -> int:
         """Index the heads (replacing what each path had unless ``fresh``); returns how
@@ -272,7 +267,7 @@ class WorkspaceIndex:
                 taken += len(page)
                 yield from self._read(page, fresh=fresh)
 
-        for revision, prepared in preparer.map(jobs(), parallel=parallel):
+        for revision, prepared in preparer.map(jobs()):
             if prepared.error is not None:
                 self._problem(revision, "parse", "PARSED_AS_TEXT", prepared.error)
             for fields in prepared.fields:

@@ -9,10 +9,11 @@ writer's process meanwhile reads the next files from the store; it takes the
 answers in the order of the files and only turns fields into tantivy documents,
 so the index is the one a single process builds, document ids included.
 
-Workers start with the first batch and stop with :meth:`Preparer.close`: a
-server keeps no idle analyzers. A worker that dies (killed, out of memory) has
-its batch prepared in place and is started anew for the next one: the workers
-are an optimisation, never a reason to lose a file.
+The first couple of MiB of text are prepared in place (a catch-up of a few
+files never starts a worker); workers start with the first batch after that and
+stop with :meth:`Preparer.close`: a server keeps no idle analyzers. A worker that
+dies (killed, out of memory) has its batch prepared in place and is started anew
+for the next one: the workers are an optimisation, never a reason to lose a file.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from memhub.memory.blocks.offload import WorkerProcess, serve, split_file_offloa
 from memhub.memory.documents import BlockFields, block_fields
 from memhub.store import Revision
 
+# text prepared in place before the workers start: less would not pay for starting them
+# and warming their word caches (a second or so each)
+PARALLEL_AFTER_CHARS = 2 * 1024 * 1024
 BATCH_CHARS = 256 * 1024  # text per request: large enough that the round trip is noise
 BATCH_FILES = 128
 IN_FLIGHT = 3  # batches per worker sent ahead of the one being read back
@@ -70,18 +74,24 @@ class Preparer:
             self._idle.put(worker)
         self._threads = ThreadPoolExecutor(processes) if processes else None
 
-    def map(
-        self, jobs: Iterable[Job], *, parallel: bool = True
+    def map(self, jobs: Iterable[Job]) -> Iterator[tuple[Revision, Prepared]]:
+        """Each job's file prepared, in the order of ``jobs``: the first
+        :data:`PARALLEL_AFTER_CHARS` of text in place, the rest in the workers."""
+        jobs = iter(jobs)
+        chars = 0
+        for job in jobs:
+            yield job[0], prepare(job, self.workspace, self.neighbours)
+            chars += len(job[1])
+            if self._threads is not None and chars >= PARALLEL_AFTER_CHARS:
+                yield from self._map_in_workers(jobs, self._threads)
+                return
+
+    def _map_in_workers(
+        self, jobs: Iterator[Job], threads: ThreadPoolExecutor
     ) -> Iterator[tuple[Revision, Prepared]]:
-        """Each job's file prepared, in the order of ``jobs``; in the workers when
-        ``parallel`` (for a few files, starting them would cost more than it saves)."""
-        if self._threads is None or not parallel:
-            for job in jobs:
-                yield job[0], prepare(job, self.workspace, self.neighbours)
-            return
         pending: deque[tuple[list[Job], Future[list[Prepared]]]] = deque()
         for batch in _batches(jobs):
-            pending.append((batch, self._threads.submit(self._prepare_batch, batch)))
+            pending.append((batch, threads.submit(self._prepare_batch, batch)))
             if len(pending) > IN_FLIGHT * len(self._workers):
                 yield from _settled(*pending.popleft())
         while pending:
