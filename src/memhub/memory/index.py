@@ -11,7 +11,8 @@ share a tantivy writer.
 Documents are blocks (:mod:`memhub.memory.blocks`). Text is analysed in
 Python by :mod:`memhub.memory.analyzer` and handed to tantivy as analysed terms
 (:mod:`memhub.memory.documents`), so documents and queries go through one analyzer
-for every language.
+for every language. This process reads the files and adds the documents; cutting
+and analysing many files happens in worker processes (:mod:`memhub.memory.prepare`).
 """
 
 from __future__ import annotations
