@@ -83,8 +83,10 @@ _UK_LETTERS = frozenset("іїєґ")
 _RU_LETTERS = frozenset("ыэъё")
 _CACHE_SIZE = 1 << 18  # distinct words per cache: 100k blocks of mixed notes hold ~65k
 # index_text's cache: whitespace-separated piece -> its terms joined by spaces, per
-# language the Cyrillic words of the text are read in (a piece's terms depend on it)
+# language the Cyrillic words of the text are read in (a piece's terms depend on it);
+# 40k blocks of mixed notes hold ~30k pieces a language (~170 bytes each)
 _PIECES: dict[str | None, dict[str, str]] = {None: {}, "ru": {}, "uk": {}}
+_PIECE_CACHE_SIZE = 1 << 17
 
 EN_STOP = frozenset(
     "a about above after again against all also am an and any are as at be because been before "
@@ -341,7 +343,7 @@ def index_text(text: str, lang: str | None = None) -> str:
 def _piece_terms(piece: str, cyrillic: str | None) -> str:
     """The space-joined terms of one whitespace-free piece of text, remembered."""
     known = _PIECES[cyrillic]
-    if len(known) >= _CACHE_SIZE:
+    if len(known) >= _PIECE_CACHE_SIZE:
         known.clear()  # a bound, not an LRU: refilling costs less than ordering every hit
     terms = known[piece] = " ".join(_terms(piece, cyrillic))
     return terms
