@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from memhub.errors import BadRequest
+from memhub.memory import prepare
 from memhub.memory.documents import SearchFilters
+from memhub.memory.index import WorkspaceIndex
 from memhub.memory.service import Memory
 from memhub.store import Store
 from memhub.store.blobs import open_blob_store
@@ -428,3 +430,34 @@ def test_searches_ask_the_database_only_when_the_recheck_interval_passed(
     finally:
         for meta in metas:
             meta.close()
+
+
+# --- preparing files in worker processes -----------------------------------------------
+
+
+def _index_content(index: WorkspaceIndex) -> tuple[Any, ...]:
+    blocks = sorted((hit.path, seq, hit) for seq, hit in index._all_blocks())
+    found = [index.search(q, k=50) for q in ("lighthouse", "keeper rocks", "ann", "Фактів")]
+    return blocks, found, index.problems, index.applied_rev
+
+
+def test_files_prepared_in_worker_processes_make_the_same_index(
+    corpus: Any, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepare, "PARALLEL_AFTER_CHARS", 0)  # workers even for a few files
+    put(store, "items/cube/bad.md", "---\nnot: [valid\n---\nФактів немає.\n")  # a parse problem
+    parallel = WorkspaceIndex(tmp_path / "parallel", WS, store, processes=2)
+    in_place = WorkspaceIndex(tmp_path / "in-place", WS, store, processes=0)
+    try:
+        assert parallel.rebuild() == in_place.rebuild() == 8
+        assert _index_content(parallel) == _index_content(in_place)
+        assert parallel.problems and parallel.num_docs() == 8
+        # a catch-up of several changes at once goes through the workers too
+        put(store, "notes/coast.md", "## Coast\n\nNo lighthouse left.\n")
+        store.delete(WS, "notes/archive/old.md")
+        put(store, "notes/new.md", "## New\n\nA new lighthouse keeper.\n")
+        assert parallel.catch_up() == in_place.catch_up() == 3
+        assert _index_content(parallel) == _index_content(in_place)
+    finally:
+        parallel.close()
+        in_place.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memhub.memory.analyzer import analyze, detect_language, highlight, tokens
+from memhub.memory.analyzer import analyze, detect_language, highlight, index_text, tokens
 from memhub.memory.ukrainian import stem
 
 
@@ -234,3 +236,39 @@ def test_query_terms_are_found_in_a_document_containing_them(words: list[str]) -
     query = " ".join(words)
     document = f"Notes: {query}. More notes follow."
     assert set(analyze(query)) <= set(analyze(document))
+
+
+MIXED = st.text(alphabet=st.sampled_from(list("ab XYZ×ёжикіїє'’東京αβ12._-\t\n\u00a0\u0301")))
+LANGS = st.sampled_from([None, "en", "ru", "uk", "cjk", "other"])
+
+
+@given(st.one_of(st.text(), MIXED), LANGS)
+def test_index_text_is_the_terms_joined_by_spaces(text: str, lang: str | None) -> None:
+    """What the index's whitespace tokenizer cuts back into the terms of ``analyze``."""
+    joined = index_text(text, lang)
+    assert joined == index_text(text, lang)  # and again from the piece cache
+    terms = analyze(text, lang)
+    assert re.split(r"[ \t\n\r\f\v]+", joined) == terms if terms else joined == ""
+
+
+def test_index_text_reads_a_piece_in_each_text_s_language() -> None:
+    for lang in ("ru", "uk", None, "uk"):
+        assert index_text("ключи, ключі", lang).split(" ") == analyze("ключи, ключі", lang)
+
+
+def _dominant_script(text: str) -> str:
+    """detect_language as defined: the largest of four character counts."""
+    latin = len(re.findall(r"[A-Za-z\u00c0-\u024f]", text))
+    cyrillic = len(re.findall(r"[\u0400-\u052f]", text))
+    cjk = sum(len(run) for run in re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]+", text))
+    other = len(re.findall(r"[^\W\d_]", text)) - latin - cyrillic - cjk
+    counts = {"en": latin, "cyrillic": cyrillic, "cjk": 2 * cjk, "other": other}
+    script = max(counts, key=counts.__getitem__)
+    return "other" if counts[script] <= 0 else script
+
+
+@given(MIXED)
+def test_detect_language_takes_the_dominant_script(text: str) -> None:
+    found = detect_language(text)
+    expected = _dominant_script(text)
+    assert found in ("ru", "uk") if expected == "cyrillic" else found == expected

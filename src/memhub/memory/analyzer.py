@@ -19,9 +19,10 @@ yields the same terms for the same words, whatever their inflection:
   position, as in Lucene, so phrase queries line up.
 
 Per-word results are cached (bounded LRU): vocabularies repeat and dictionary
-look-ups are the slow part. ``tokens(text)`` gives the same terms with character
-offsets and positions, ready for ``tantivy.PreTokenizedString``; ``highlight``
-uses them to mark matches in the original text.
+look-ups are the slow part. ``index_text(text)`` gives the terms joined by spaces,
+what the index takes (cached per whitespace-separated piece of text: the build's hot
+loop). ``tokens(text)`` gives them with character offsets and positions: the words
+``highlight`` marks in the original text.
 
 One module (about 480 lines) because documents and queries must be cut by the
 same rules: the per-script word handling, stop lists and stemmers live side by
@@ -51,6 +52,7 @@ __all__ = [
     "analyze",
     "detect_language",
     "highlight",
+    "index_text",
     "tokens",
 ]
 
@@ -80,6 +82,11 @@ _LETTER_RUNS = re.compile(r"[^\W\d_]+")
 _UK_LETTERS = frozenset("іїєґ")
 _RU_LETTERS = frozenset("ыэъё")
 _CACHE_SIZE = 1 << 18  # distinct words per cache: 100k blocks of mixed notes hold ~65k
+# index_text's cache: whitespace-separated piece -> its terms joined by spaces, per
+# language the Cyrillic words of the text are read in (a piece's terms depend on it);
+# 40k blocks of mixed notes hold ~30k pieces a language (~170 bytes each)
+_PIECES: dict[str | None, dict[str, str]] = {None: {}, "ru": {}, "uk": {}}
+_PIECE_CACHE_SIZE = 1 << 17
 
 EN_STOP = frozenset(
     "a about above after again against all also am an and any are as at be because been before "
@@ -271,11 +278,15 @@ def detect_language(text: str) -> str:
     Cyrillic is Ukrainian or Russian by the evidence ``analyze`` uses, and
     Russian when nothing tells. No letters at all is "other".
     """
-    counts = {
-        "en": _count(_LATIN_RUNS, text),
-        "cyrillic": _count(_CYRILLIC_RUNS, text),
-        "cjk": _count(_CJK_RUNS, text),
-    }
+    # A script holding over two thirds of the characters outweighs every other count
+    # (CJK's doubled included), so the usual text needs one or two passes, not four.
+    latin = _count(_LATIN_RUNS, text)
+    if 3 * latin > 2 * len(text):
+        return "en"
+    cyrillic = _count(_CYRILLIC_RUNS, text)
+    if 3 * cyrillic > 2 * len(text):
+        return _cyrillic_context(text, None) or "ru"
+    counts = {"en": latin, "cyrillic": cyrillic, "cjk": _count(_CJK_RUNS, text)}
     counts["other"] = _count(_LETTER_RUNS, text) - sum(counts.values())
     counts["cjk"] *= 2  # a CJK character carries about as much as a short word
     script = max(counts, key=counts.__getitem__)
@@ -296,6 +307,10 @@ def analyze(text: str, lang: str | None = None) -> list[str]:
     letters are read in; otherwise the text decides. Latin words are English.
     """
     cyrillic = _cyrillic_context(text, lang) if _CYRILLIC_RE.search(text) else None
+    return _terms(text, cyrillic)
+
+
+def _terms(text: str, cyrillic: str | None) -> list[str]:
     out: list[str] = []
     for cjk, word in _TOKEN_RE.findall(text):
         if word:
@@ -303,6 +318,35 @@ def analyze(text: str, lang: str | None = None) -> list[str]:
         else:
             out.extend(bigram for bigram, _ in _bigrams(cjk))
     return out
+
+
+def index_text(text: str, lang: str | None = None) -> str:
+    """The terms of ``analyze(text, lang)`` joined by single spaces, for the index.
+
+    The index cuts this string at spaces and gets the same terms back (no term
+    holds whitespace: words are runs of letters and digits). It is built from
+    whitespace-separated pieces of ``text``, each looked up whole in a cache: no
+    token crosses whitespace, so a piece's terms do not depend on its neighbours,
+    and the pieces of a corpus (``word``, ``word,``, ``Word.``) repeat like its words.
+    """
+    cyrillic = _cyrillic_context(text, lang) if _CYRILLIC_RE.search(text) else None
+    pieces = text.split()
+    joined = list(map(_PIECES[cyrillic].get, pieces))
+    if None in joined:  # pieces seen for the first time
+        joined = [
+            _piece_terms(piece, cyrillic) if terms is None else terms
+            for piece, terms in zip(pieces, joined, strict=True)
+        ]
+    return " ".join(filter(None, joined))
+
+
+def _piece_terms(piece: str, cyrillic: str | None) -> str:
+    """The space-joined terms of one whitespace-free piece of text, remembered."""
+    known = _PIECES[cyrillic]
+    if len(known) >= _PIECE_CACHE_SIZE:
+        known.clear()  # a bound, not an LRU: refilling costs less than ordering every hit
+    terms = known[piece] = " ".join(_terms(piece, cyrillic))
+    return terms
 
 
 def tokens(text: str, lang: str | None = None) -> list[Token]:

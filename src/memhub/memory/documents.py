@@ -2,10 +2,17 @@
 file's blocks become, the ranking weights, and the hits read back.
 
 A block is one document: its text, its heading trail and its neighbours' text
-(``context``) pre-tokenised by :mod:`memhub.memory.analyzer` (so documents and
-queries go through one analyzer for every language), its path and the path's
-folders (``prefixes``), file kind, speaker, date and weight as fields to filter
-and rank on, and the whole block record as JSON for the hit.
+(``context``) analysed by :mod:`memhub.memory.analyzer` (so documents and queries go
+through one analyzer for every language), its path and the path's folders
+(``prefixes``), file kind, speaker, date and weight as fields to filter and rank on,
+and the whole block record as JSON for the hit.
+
+The analysed terms reach tantivy as one space-joined string per field, cut again by
+its whitespace tokenizer: a pre-tokenised string costs a Python ``Token`` per word,
+which was most of tantivy's share of a build. Queries are term queries only, so the
+text fields keep term frequencies, not positions. The block record is a stored bytes
+field, not indexed: indexed as text, each record was one huge term of the term
+dictionary (two thirds of the index, most of the commit time).
 """
 
 from __future__ import annotations
@@ -13,11 +20,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import tantivy
 
-from memhub.memory.analyzer import detect_language, tokens
+from memhub.memory.analyzer import detect_language, index_text
 from memhub.memory.blocks import Block
 from memhub.store import Revision
 
@@ -56,15 +63,15 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("path", stored=True, tokenizer_name="raw")
     builder.add_text_field("prefixes", stored=False, tokenizer_name="raw")
     builder.add_text_field("file_kind", stored=False, tokenizer_name="raw")
-    for name in (*TEXT_FIELDS, "speaker"):
-        builder.add_text_field(name, stored=False, tokenizer_name="raw", index_option="position")
+    for name in (*TEXT_FIELDS, "speaker"):  # index_text() strings: terms joined by spaces
+        builder.add_text_field(name, stored=False, tokenizer_name="whitespace", index_option="freq")
     builder.add_integer_field("always_load", indexed=True, fast=True)
     builder.add_integer_field("date", indexed=True, fast=True)
     builder.add_float_field("weight", fast=True)
     # 1 on blocks with a weight: a search scales scores by weight only when some block
     # has one (scaling made tantivy's part of a search ~40% slower at 100k blocks)
     builder.add_integer_field("weighted", indexed=True)
-    builder.add_text_field("block", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_bytes_field("block", stored=True)  # the block record, UTF-8 JSON
     return builder.build()
 
 
@@ -135,13 +142,6 @@ class Hit:
         }
 
 
-def _pretokenized(text: str, lang: str | None) -> tantivy.PreTokenizedString:
-    toks = tokens(text, lang)
-    return tantivy.PreTokenizedString(
-        text, [tantivy.Token(t.term, t.position, t.start, t.end) for t in toks]
-    )
-
-
 def _prefixes(path: str) -> Iterator[str]:
     parts = path.split("/")
     for i in range(1, len(parts)):
@@ -149,36 +149,81 @@ def _prefixes(path: str) -> Iterator[str]:
     yield path
 
 
-def block_documents(
+class BlockFields(NamedTuple):
+    """One block's document, analysed: plain values, so that a worker process can make
+    them (:mod:`memhub.memory.prepare`) and only :func:`document` runs where the writer
+    is. Text fields are :func:`~memhub.memory.analyzer.index_text` strings; None leaves
+    the field out."""
+
+    path: str
+    file_kind: str
+    text: str
+    speaker: str | None
+    heading: str | None
+    context: str | None
+    always_load: bool
+    date: int
+    weight: float
+    record: bytes  # the block record (:func:`block_record`) as UTF-8 JSON
+
+
+def block_fields(
     blocks: list[Block], revision: Revision, neighbours: int = RANKING.neighbours
-) -> Iterator[tantivy.Document]:
-    """The tantivy documents of one file's blocks."""
+) -> list[BlockFields]:
+    """The analysed fields of one file's blocks."""
     lang = detect_language(" ".join(b.text[:400] for b in blocks[:20]))
+    out = []
     for i, block in enumerate(blocks):
-        doc = tantivy.Document()
-        doc.add_text("path", block.path)
-        for prefix in _prefixes(block.path):
-            doc.add_text("prefixes", prefix)
-        doc.add_text("file_kind", block.file_kind)
         when = block.meta.get("when")
         text = f"{block.text} ({when})" if when else block.text
-        doc.add_pre_tokenized_text("text", _pretokenized(text, lang))
+        speaker = heading = None
         if block.speaker:
-            doc.add_pre_tokenized_text("speaker", _pretokenized(block.speaker, lang))
+            speaker = index_text(block.speaker, lang)
         elif block.heading:
-            doc.add_pre_tokenized_text("heading", _pretokenized(" / ".join(block.heading), lang))
+            heading = index_text(" / ".join(block.heading), lang)
         context = _context_of(blocks, i, neighbours)
-        if context:
-            doc.add_pre_tokenized_text("context", _pretokenized(context, lang))
-        doc.add_integer("always_load", 1 if block.always_load else 0)
         date = block.timestamp if block.timestamp is not None else revision.created_at
-        doc.add_integer("date", int(date))
-        weight = STRENGTH_WEIGHT.get(block.strength or "", 0.0)
-        doc.add_float("weight", weight)
-        if weight:
-            doc.add_integer("weighted", 1)
-        doc.add_text("block", json.dumps(block_record(block, revision, i), ensure_ascii=False))
-        yield doc
+        record = json.dumps(block_record(block, revision, i), ensure_ascii=False)
+        out.append(
+            BlockFields(
+                path=block.path,
+                file_kind=block.file_kind,
+                text=index_text(text, lang),
+                speaker=speaker,
+                heading=heading,
+                context=index_text(context, lang) if context else None,
+                always_load=block.always_load,
+                date=int(date),
+                weight=STRENGTH_WEIGHT.get(block.strength or "", 0.0),
+                record=record.encode(),
+            )
+        )
+    return out
+
+
+def document(fields: BlockFields) -> tantivy.Document:
+    """The tantivy document of one block (made from one dict: half the cost of a call
+    per value, and this runs where the writer is)."""
+    values: dict[str, Any] = {
+        "path": fields.path,
+        "prefixes": list(_prefixes(fields.path)),
+        "file_kind": fields.file_kind,
+        "text": fields.text,
+        "always_load": 1 if fields.always_load else 0,
+        "date": fields.date,
+        "weight": fields.weight,
+        "block": fields.record,
+    }
+    for name, value in (
+        ("speaker", fields.speaker),
+        ("heading", fields.heading),
+        ("context", fields.context),
+    ):
+        if value is not None:
+            values[name] = value
+    if fields.weight:
+        values["weighted"] = 1
+    return tantivy.Document.from_dict(values, SCHEMA)
 
 
 def block_record(block: Block, revision: Revision, seq: int) -> dict[str, Any]:

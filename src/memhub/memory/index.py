@@ -9,13 +9,16 @@ heads of the store. Every server process keeps its own index directory
 share a tantivy writer.
 
 Documents are blocks (:mod:`memhub.memory.blocks`). Text is analysed in
-Python by :mod:`memhub.memory.analyzer` and handed to tantivy pre-tokenised,
-so documents and queries go through one analyzer for every language.
+Python by :mod:`memhub.memory.analyzer` and handed to tantivy as analysed terms
+(:mod:`memhub.memory.documents`), so documents and queries go through one analyzer
+for every language. This process reads the files and adds the documents; cutting
+and analysing many files happens in worker processes (:mod:`memhub.memory.prepare`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -32,7 +35,6 @@ from memhub.errors import FileNotFound, MemhubError, StorageUnavailable
 from memhub.memory import queries
 from memhub.memory.analyzer import analyze
 from memhub.memory.blocks import classify
-from memhub.memory.blocks.offload import split_file_offloaded
 from memhub.memory.documents import (
     MAX_INDEXED_BYTES,
     RANKING,
@@ -40,17 +42,19 @@ from memhub.memory.documents import (
     Hit,
     Ranking,
     SearchFilters,
-    block_documents,
-    block_record,
     decode_text,
+    document,
 )
+from memhub.memory.prepare import Job, Preparer, default_processes
 from memhub.store import Revision, Store
 
 log = logging.getLogger("memhub.index")
 
-INDEX_VERSION = 3  # 2: the "weighted" marker field; 3: "seq" in the block record
+INDEX_VERSION = 4  # 2: the "weighted" marker field; 3: "seq" in the block record;
+# 4: text fields from space-joined terms (frequencies, no positions), the record as bytes
 WRITER_HEAP = 64 * 1024 * 1024
 REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
+PAGE = 1000  # heads listed, or changes read, per query
 RETRY_SECONDS = 10.0  # how often files whose bytes could not be read are tried again
 
 
@@ -67,12 +71,20 @@ class WorkspaceIndex:
     """One workspace's index directory, writer and catch-up state."""
 
     def __init__(
-        self, root: Path, workspace: str, store: Store, ranking: Ranking = RANKING
+        self,
+        root: Path,
+        workspace: str,
+        store: Store,
+        ranking: Ranking = RANKING,
+        *,
+        processes: int | None = None,
     ) -> None:
         self.root = root
         self.workspace = workspace
         self.store = store
         self.ranking = ranking
+        # worker processes preparing files for a rebuild or a long catch-up
+        self.processes = default_processes() if processes is None else processes
         self._lock = threading.Lock()
         self._writer: Any = None
         self.applied_rev = 0
@@ -146,12 +158,12 @@ class WorkspaceIndex:
         with self._lock:
             if head - self.applied_rev > REBUILD_AFTER or self.applied_rev == 0:
                 return self._rebuild_locked()
-            with self._rolling_back():
+            with self._rolling_back(), self._preparer() as preparer:
                 applied = 0
                 while head > self.applied_rev:
-                    page = self.store.changes(self.workspace, self.applied_rev, limit=1000)
+                    page = self.store.changes(self.workspace, self.applied_rev, limit=PAGE)
                     latest = {r.path: r for r in page.changes}
-                    self._apply(latest.values())
+                    self._apply(latest.values(), preparer)
                     applied += len(page.changes)
                     self.applied_rev = page.next_since
                     self._commit()
@@ -199,26 +211,28 @@ class WorkspaceIndex:
             return self._rebuild_locked()
 
     def _rebuild_locked(self) -> int:
-        with self._rolling_back():
+        with self._rolling_back(), self._preparer() as preparer:
             head = self.store.head_rev(self.workspace)
             writer = self._writer_handle()
             writer.delete_all_documents()
             self.problems = {}
             if self.follower is not None:
                 self.follower.reset([])
-            count = 0
-            after: str | None = None
-            while True:
-                heads = self.store.list_files(self.workspace, after=after, limit=1000)
-                if not heads:
-                    break
-                self._apply(heads, fresh=True)
-                count += len(heads)
-                after = heads[-1].path
+            heads = itertools.chain.from_iterable(self._listing())
+            count = self._apply(heads, preparer, fresh=True)
             self.applied_rev = head
             self._commit()
         # writes that raced the listing are replayed (idempotently) by the next catch-up
         return count
+
+    def _listing(self) -> Iterator[list[Revision]]:
+        after: str | None = None
+        while heads := self.store.list_files(self.workspace, after=after, limit=PAGE):
+            yield heads
+            after = heads[-1].path
+
+    def _preparer(self) -> Preparer:
+        return Preparer(self.workspace, self.ranking.neighbours, self.processes)
 
     def _retry_due(self) -> bool:
         unreadable = any(p["kind"] == "unreadable" for p in self.problems.values())
@@ -235,7 +249,42 @@ class WorkspaceIndex:
                 continue
             self._apply([head])
 
-    def _apply(self, heads: Iterable[Revision], *, fresh: bool = False) -> None:
+    def _apply(
+        self,
+        heads: Iterable[Revision],
+        preparer: Preparer | None = None,
+        *,
+        fresh: bool = False,
+    ) -> int:
+        """Index the heads (replacing what each path had unless ``fresh``); returns how
+        many heads there were. Files are read here and prepared by ``preparer``."""
+        preparer = preparer or Preparer(self.workspace, self.ranking.neighbours)
+        writer = self._writer_handle()
+        taken = 0
+
+        def jobs() -> Iterator[Job]:
+            nonlocal taken
+            for page in _pages(heads):
+                taken += len(page)
+                yield from self._read(page, fresh=fresh)
+
+        for revision, prepared in preparer.map(jobs()):
+            if prepared.error is not None:
+                self._problem(revision, "parse", "PARSED_AS_TEXT", prepared.error)
+            for fields in prepared.fields:
+                writer.add_document(document(fields))
+            if self.follower is not None:
+                self.follower.added(
+                    revision.path,
+                    [
+                        (seq, Hit.from_record(revision.path, json.loads(fields.record), 0.0))
+                        for seq, fields in enumerate(prepared.fields)
+                    ],
+                )
+        return taken
+
+    def _read(self, heads: list[Revision], *, fresh: bool) -> Iterator[Job]:
+        """The text of each head worth indexing; what each path had is deleted first."""
         writer = self._writer_handle()
         todo = []
         for revision in heads:
@@ -264,21 +313,8 @@ class WorkspaceIndex:
                 self._problem(revision, "unreadable", exc.code, exc.detail)
                 continue
             text = decode_text(data, revision.content_type)
-            if text is None:
-                continue
-            blocks, error = split_file_offloaded(revision.path, text, workspace=self.workspace)
-            if error is not None:
-                self._problem(revision, "parse", "PARSED_AS_TEXT", error)
-            for doc in block_documents(blocks, revision, self.ranking.neighbours):
-                writer.add_document(doc)
-            if self.follower is not None:
-                self.follower.added(
-                    revision.path,
-                    [
-                        (seq, Hit.from_record(revision.path, block_record(b, revision, seq), 0.0))
-                        for seq, b in enumerate(blocks)
-                    ],
-                )
+            if text is not None:
+                yield revision, text
 
     def _problem(self, revision: Revision, kind: str, code: str, detail: str) -> None:
         self.problems[revision.path] = {
@@ -406,6 +442,12 @@ class SearchIndex:
     def close(self) -> None:
         for index in self._indexes.values():
             index.close()
+
+
+def _pages(heads: Iterable[Revision]) -> Iterator[list[Revision]]:
+    it = iter(heads)
+    while page := list(itertools.islice(it, PAGE)):
+        yield page
 
 
 def _safe_dir(name: str) -> str:

@@ -15,7 +15,8 @@ neither forks a threaded server nor re-imports the embedding program's main
 module. One request at a time; other threads wait their turn. If the worker
 dies (killed, out of memory) the file is parsed in place and the next large
 file starts a new worker: offloading is an optimisation, never a reason to
-lose a file.
+lose a file. The same plumbing (:class:`WorkerProcess`, :func:`serve`) runs the
+index's preparation workers (:mod:`memhub.memory.prepare`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 from memhub.memory.blocks import Block, split_file_checked
@@ -50,8 +52,13 @@ def split_file_offloaded(
     return result
 
 
-class _Worker:
-    def __init__(self) -> None:
+class WorkerProcess:
+    """``python -m <module>`` as a child answering one pickled request at a time (the
+    module calls :func:`serve`); started on first use, started anew after it died.
+    Calls from several threads take turns."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -62,7 +69,7 @@ class _Worker:
                 if process is not None:
                     _close(process)
                 process = self._process = subprocess.Popen(
-                    [sys.executable, "-m", __name__],
+                    [sys.executable, "-m", self._module],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                 )
@@ -87,7 +94,7 @@ def _close(process: subprocess.Popen[bytes]) -> None:
                 stream.close()
 
 
-_WORKER = _Worker()
+_WORKER = WorkerProcess(__name__)
 
 
 def shutdown() -> None:
@@ -112,14 +119,22 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(data)  # our own child process's answer
 
 
-def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+def serve(answer: Callable[[Any], Any]) -> None:
+    """The child's side of :class:`WorkerProcess`: answer each request on stdin until
+    the parent closes it."""
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:
-            path, text, workspace = _receive(requests)
+            request = _receive(requests)
         except EOFError:
             return  # the server closed our stdin: it is shutting down
-        _send(answers, split_file_checked(path, text, workspace=workspace))
+        _send(answers, answer(request))
+
+
+def _split(request: tuple[str, str, str | None]) -> tuple[list[Block], str | None]:
+    path, text, workspace = request
+    return split_file_checked(path, text, workspace=workspace)
 
 
 if __name__ == "__main__":
-    _serve(sys.stdin.buffer, sys.stdout.buffer)
+    serve(_split)
