@@ -244,8 +244,8 @@ def test_fsck_finds_an_inline_blob_deleted_by_hand(tmp_path: Path) -> None:
     store.create_workspace("w")
     sha = store.put("w", "a.md", b"kept").revision.sha256
     lost = store.put("w", "b.md", b"lost by hand").revision.sha256
-    with sqlite3.connect(tmp_path / "blobs" / ".inline" / "blobs.sqlite") as conn:
-        conn.execute("DELETE FROM blobs WHERE key = ?", (chunk_key(lost),))
+    with sqlite3.connect(tmp_path / "m.db") as conn:  # the inline tier: the metadata DB
+        conn.execute("DELETE FROM inline_blobs WHERE key = ?", (chunk_key(lost),))
 
     report = fsck(store)
     assert not report.ok
