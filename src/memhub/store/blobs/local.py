@@ -79,7 +79,7 @@ class LocalBlobStore:
         # what a write hands its small blobs to inside its own transaction (see the doc)
         self.within: MetadataInline | None = None
         if inline_max_bytes > 0 and metadata is not None:
-            self._inline = self.within = MetadataInline(metadata, inline_max_bytes)
+            self._inline = self.within = MetadataInline(metadata, inline_max_bytes, self.ping)
             if (root / INLINE_DIR / "blobs.sqlite").exists():
                 self._legacy = InlineBlobs(root, inline_max_bytes)
         elif inline_max_bytes > 0:

@@ -17,7 +17,7 @@ their own, durable when :meth:`MetadataInline.put` returns, as any blob put.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, bindparam, delete, func, select
 
@@ -34,15 +34,20 @@ class MetadataInline:
     """The inline tier of :class:`~memhub.store.blobs.local.LocalBlobStore` in the
     metadata database: blobs up to ``max_bytes``."""
 
-    def __init__(self, meta: Metadata, max_bytes: int) -> None:
+    def __init__(
+        self, meta: Metadata, max_bytes: int, check: Callable[[], None] = lambda: None
+    ) -> None:
         self.meta = meta
         self.max_bytes = max_bytes
+        self._check = check
 
     def put_within(self, conn: Connection, items: Sequence[tuple[str, bytes]], now: float) -> None:
         """Store blobs inside the caller's write transaction: durable when it commits.
         An upsert, so a blob written again (same key, same bytes) is touched and ``gc``
-        spares it for its grace period."""
+        spares it for its grace period. ``check`` runs first: a blob store whose
+        directory is gone takes no writes, inline or not (as ``/health`` reports)."""
         if items:
+            self._check()
             conn.execute(
                 self.meta.upsert(inline_blobs, ("key",)),
                 [{"key": key, "data": data, "modified": now} for key, data in items],
