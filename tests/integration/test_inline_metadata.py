@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from conftest import FakeClock, unique_name
 from memhub.errors import PreconditionFailed
 from memhub.store import Store
 from memhub.store.blobs import chunk_key, open_blob_store
@@ -28,6 +29,12 @@ from memhub.store.model import Precondition
 from memhub.store.schema import inline_blobs
 
 INLINE_MAX = 1000
+
+
+def unique_name() -> str:
+    return f"ws-{uuid.uuid4().hex[:12]}"
+
+
 Make = Callable[..., Store]
 
 
@@ -162,8 +169,7 @@ def test_an_uploaded_small_chunk_is_inline_too(make: Make, tmp_path: Path) -> No
 # -- SQLite only: one data dir of its own -------------------------------------------------
 
 
-def test_fsck_and_gc_see_inline_rows(tmp_path: Path) -> None:
-    clock = FakeClock()
+def test_fsck_and_gc_see_inline_rows(tmp_path: Path, clock: Any) -> None:
     meta = Metadata(f"sqlite:///{tmp_path / 'm.db'}")
     meta.migrate()
     blobs = open_blob_store((tmp_path / "blobs").as_uri(), metadata=meta)
