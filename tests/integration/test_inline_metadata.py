@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +131,26 @@ def test_batch_writes_store_accepted_bytes_and_only_those(make: Make, tmp_path: 
     assert inline_keys(store, list(keys.values())) == {keys["a.md"], keys["b.md"]}
     assert chunk_files(tmp_path) == []
     assert store.read_bytes(ws, "b.md")[1] == bodies["b.md"]
+
+
+def test_an_imported_history_stamps_its_rows_with_the_clock_not_its_own_time(
+    make: Make,
+) -> None:
+    """gc spares a blob for a grace period counted from its ``modified``: a row of an
+    import dated years ago must not look old enough to collect while it is written."""
+    store = make()
+    ws = store.create_workspace(unique_name())["name"]
+    data = os.urandom(300)
+    [result] = store.put_many(ws, [("old.md", data, Precondition())], created_at=1e9)
+
+    assert result.revision.created_at == 1e9
+    with store.meta.read() as conn:
+        modified = conn.execute(
+            select(inline_blobs.c.modified).where(
+                inline_blobs.c.key == chunk_key(hashlib.sha256(data).hexdigest())
+            )
+        ).scalar_one()
+    assert modified > time.time() - 3600
 
 
 def test_concurrent_small_puts_all_land_and_fsck_is_clean(make: Make, tmp_path: Path) -> None:

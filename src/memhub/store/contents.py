@@ -302,7 +302,9 @@ class Chunks:
         if pending:
             within = self._within
             assert within is not None, "pending blobs come only from a store with the tier"
-            within.put_within(conn, list(pending.items()), now)
+            # stamped with the clock, not ``now`` (an import's own, older time): gc's
+            # grace period for blobs is counted from this
+            within.put_within(conn, list(pending.items()), self.clock())
         if new_chunks:
             sizes = {ref.sha256: ref.size for c in unique.values() for ref in c.chunks}
             if sizes:
