@@ -802,7 +802,7 @@ def short(name: str | None) -> str:
     return names.get(name or "", (name or "").rsplit("@", 1)[-1])
 
 
-def summary(rows: list[Series], plan: Plan) -> dict[str, Any]:
+def summary(rows: list[Series], plan: Plan, *, writes_only: bool = False) -> dict[str, Any]:
     def find(name: str, c: int = 1) -> Series:
         return next(s for s in rows if s.name == name and s.concurrency == c)
 
@@ -818,6 +818,8 @@ def summary(rows: list[Series], plan: Plan) -> dict[str, Any]:
             "put_ns_vs_seed_put_new": find(PUT_NS, c).ratio,
             "get_ns_vs_seed_get": find(GET_NS, c).ratio,
         }
+    if writes_only:
+        return out
     sync: dict[str, Any] = {"aims": {"us_per_file": AIM_SYNC_US_PER_FILE,
                                      "not_modified_ms": AIM_SYNC_304_MS}}  # fmt: skip
     for size in sorted({plan.sizes[1], plan.sync_size}):
@@ -869,6 +871,8 @@ def summary_text(summ: dict[str, Any], plan: Plan) -> str:
             f"  c={c}  GET /{{ns}}/blob / seed GET req/s     {s['get_ns_vs_seed_get']:5.2f}"
             "   (1.0 = equal)",
         ]
+    if "sync" not in summ:  # --writes-only
+        return "\n".join(lines)
     ch, cpu = summ["changes_p50_large_over_small"], summ["changes_server_cpu_large_over_small"]
     small, large = (label(s) for s in ch["sizes"])
     for key, what in (("since_head_minus_10", "since=head-10    "),
@@ -902,6 +906,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", type=Path, help="parent of the temp data dirs")
     parser.add_argument("--workers", type=int, default=1, help="memhub serve --workers N "
                         "for the writes and reads (the change feed keeps one process)")  # fmt: skip
+    parser.add_argument("--writes-only", action="store_true",
+                        help="writes and reads only: no change feed, no sync index")  # fmt: skip
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     started = time.time()
@@ -910,25 +916,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = write_series(plan, scratch, args.workers)
         phases["writes_and_reads_s"] = round(time.time() - started, 1)
-        feed, feed_info, dirs = feed_series(plan, scratch)
-        phases["change_feed_s"] = round(time.time() - started - phases["writes_and_reads_s"], 1)
-        rows += feed
-        t0 = time.time()
-        rows += sync_series(plan, scratch, dirs, feed_info)
-        phases["sync_index_s"] = round(time.time() - t0, 1)
+        feed_info: dict[str, Any] = {}
+        if not args.writes_only:
+            feed, feed_info, dirs = feed_series(plan, scratch)
+            phases["change_feed_s"] = round(time.time() - started - phases["writes_and_reads_s"], 1)
+            rows += feed
+            t0 = time.time()
+            rows += sync_series(plan, scratch, dirs, feed_info)
+            phases["sync_index_s"] = round(time.time() - t0, 1)
     finally:
         t0 = time.perf_counter()
         remove_tree(scratch)
         phases["cleanup_s"] = round(time.perf_counter() - t0, 1)
-    summ = summary(rows, plan)
+    summ = summary(rows, plan, writes_only=args.writes_only)
     elapsed = time.time() - started
     print(f"memhub serve --workers {args.workers} (writes and reads)")
     print(table(rows))
     print(summary_text(summ, plan))
-    print(
-        f"\nfeed filled by {feed_info['method']} (store.put measured at "
-        f"{feed_info['put_rate']:.0f}/s); load {os.getloadavg()[0]:.1f}; {elapsed:.0f} s in all"
+    feed_note = (
+        f"feed filled by {feed_info['method']} (store.put measured at "
+        f"{feed_info['put_rate']:.0f}/s); "
+        if feed_info
+        else ""
     )
+    print(f"\n{feed_note}load {os.getloadavg()[0]:.1f}; {elapsed:.0f} s in all")
     report = {
         "benchmark": "blob_api",
         "quick": args.quick,

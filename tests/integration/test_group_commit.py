@@ -8,6 +8,8 @@ breaks fails every caller that shared it.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -244,8 +246,8 @@ def test_fsck_finds_an_inline_blob_deleted_by_hand(tmp_path: Path) -> None:
     store.create_workspace("w")
     sha = store.put("w", "a.md", b"kept").revision.sha256
     lost = store.put("w", "b.md", b"lost by hand").revision.sha256
-    with sqlite3.connect(tmp_path / "blobs" / ".inline" / "blobs.sqlite") as conn:
-        conn.execute("DELETE FROM blobs WHERE key = ?", (chunk_key(lost),))
+    with sqlite3.connect(tmp_path / "m.db") as conn:  # the inline tier: the metadata DB
+        conn.execute("DELETE FROM inline_blobs WHERE key = ?", (chunk_key(lost),))
 
     report = fsck(store)
     assert not report.ok
@@ -253,3 +255,40 @@ def test_fsck_finds_an_inline_blob_deleted_by_hand(tmp_path: Path) -> None:
     assert store.read_bytes("w", "a.md")[1] == b"kept"
     assert sha != lost
     store.close()
+
+
+# -- the writer queue: processes take turns on a flock, not in SQLite's busy handler ----
+
+
+def test_a_writer_waits_in_line_while_another_process_holds_the_queue(
+    meta: Metadata, tmp_path: Path
+) -> None:
+    queue_file = tmp_path / "g.db.writers"
+    with meta.write() as conn:  # the queue file exists once a batch has run
+        conn.execute(text("INSERT INTO t VALUES (0)"))
+    other = os.open(queue_file, os.O_RDWR)  # another open file: as another process's
+    fcntl.flock(other, fcntl.LOCK_EX)
+    done = threading.Event()
+
+    def write() -> None:
+        with meta.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        assert not done.wait(0.5)  # in line behind the other holder
+        assert rows_in(tmp_path / "g.db") == [0]
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+    assert done.wait(20)
+    thread.join(20)
+    assert rows_in(tmp_path / "g.db") == [0, 1]
+    # and the queue is free again once the batch is over, even after a failed block
+    with pytest.raises(RuntimeError), meta.write() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+        raise RuntimeError("refused")
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(other)
+    assert rows_in(tmp_path / "g.db") == [0, 1]

@@ -33,5 +33,7 @@ def open_store(
     meta = Metadata(database_url)
     if migrate:
         meta.migrate()
-    blobs = open_blob_store(blob_url, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region)
+    blobs = open_blob_store(
+        blob_url, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region, metadata=meta
+    )
     return Store(meta, blobs, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes)

@@ -32,6 +32,7 @@ from memhub.errors import (
     StorageCorrupt,
 )
 from memhub.store.blobs import BlobNotFound, BlobStore, chunk_key, put_all
+from memhub.store.blobs.metainline import MetadataInline
 from memhub.store.digests import whole_digests
 from memhub.store.metadata import Metadata
 from memhub.store.model import ChunkRef
@@ -54,15 +55,25 @@ def is_sha256(value: str) -> bool:
 
 
 class Content:
-    """The identity of a content and the chunks it is made of."""
+    """The identity of a content and the chunks it is made of. ``pending``: blobs of it
+    not stored yet, which :meth:`Chunks.record` writes inside the recording transaction
+    (small chunks, on a store whose inline tier is the metadata database)."""
 
-    __slots__ = ("chunks", "md5", "sha256", "size")
+    __slots__ = ("chunks", "md5", "pending", "sha256", "size")
 
-    def __init__(self, sha256: str, md5: str, size: int, chunk_refs: list[ChunkRef]) -> None:
+    def __init__(
+        self,
+        sha256: str,
+        md5: str,
+        size: int,
+        chunk_refs: list[ChunkRef],
+        pending: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.sha256 = sha256
         self.md5 = md5
         self.size = size
         self.chunks = chunk_refs
+        self.pending = pending or []
 
 
 class Chunks:
@@ -82,14 +93,25 @@ class Chunks:
         self.clock = clock
         self._corruption_listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
+        # the local store's inline tier, when it is in this very metadata database
+        within: MetadataInline | None = getattr(blobs, "within", None)
+        self._within = within if within is not None and within.meta is meta else None
 
     # -- writing ---------------------------------------------------------------------
 
+    def writes_inline(self, size: int) -> bool:
+        """Whether a chunk of ``size`` bytes is stored by the transaction that records
+        it (:meth:`record`) rather than before it."""
+        within = self._within
+        return within is not None and size <= within.max_bytes
+
     def write(self, data: bytes | IO[bytes], max_bytes: int | None) -> Content:
-        """Cut ``data`` into chunks and make each durable; the content they make."""
+        """Cut ``data`` into chunks and make each durable, or leave the small ones
+        pending for :meth:`record`; the content they make."""
         whole_sha = hashlib.sha256()
         whole_md5 = hashlib.md5()
         refs: list[ChunkRef] = []
+        pending: list[tuple[str, bytes]] = []
         size = 0
         for piece in _pieces(data, self.chunk_size):
             size += len(piece)
@@ -101,14 +123,18 @@ class Chunks:
             whole_sha.update(piece)
             whole_md5.update(piece)
             chunk_sha = hashlib.sha256(piece).hexdigest()
-            self.blobs.put(chunk_key(chunk_sha), piece)
+            if self.writes_inline(len(piece)):
+                pending.append((chunk_key(chunk_sha), piece))
+            else:
+                self.blobs.put(chunk_key(chunk_sha), piece)
             refs.append(ChunkRef(chunk_sha, len(piece)))
-        return Content(whole_sha.hexdigest(), whole_md5.hexdigest(), size, refs)
+        return Content(whole_sha.hexdigest(), whole_md5.hexdigest(), size, refs, pending)
 
     def write_many(self, datas: list[bytes]) -> list[Content]:
         """:meth:`write` of many contents: those of one chunk go to the blob store in one
-        call (on the local store, small ones share one inline transaction); larger ones
-        are written as :meth:`write` does, a piece at a time."""
+        call, or, small enough for the metadata database, are left pending for the
+        transaction that records them; larger ones are written as :meth:`write` does,
+        a piece at a time."""
         made: list[Content] = []
         pending: dict[str, bytes] = {}
         for data in datas:
@@ -117,9 +143,12 @@ class Chunks:
                 continue
             sha = hashlib.sha256(data).hexdigest()  # one chunk: the content is its chunk
             refs = [ChunkRef(sha, len(data))] if data else []
-            if data:
+            inline: list[tuple[str, bytes]] = []
+            if data and self.writes_inline(len(data)):
+                inline.append((chunk_key(sha), bytes(data)))
+            elif data:
                 pending.setdefault(chunk_key(sha), bytes(data))
-            made.append(Content(sha, hashlib.md5(data).hexdigest(), len(data), refs))
+            made.append(Content(sha, hashlib.md5(data).hexdigest(), len(data), refs, inline))
         put_all(self.blobs, list(pending.items()))
         return made
 
@@ -260,9 +289,16 @@ class Chunks:
         new_chunks: bool = True,
     ) -> None:
         """Record contents, their chunk lists and (``new_chunks``: written by this
-        request, not uploaded earlier) their chunks, once each; the caller holds the
-        workspace's write lock."""
+        request, not uploaded earlier) their chunks, once each, and store the blobs they
+        left pending; the caller holds the workspace's write lock."""
         unique = {c.sha256: c for c in made}
+        pending = dict(item for c in unique.values() for item in c.pending)
+        if pending:
+            within = self._within
+            assert within is not None, "pending blobs come only from a store with the tier"
+            # stamped with the clock, not ``now`` (an import's own, older time): gc's
+            # grace period for blobs is counted from this
+            within.put_within(conn, list(pending.items()), self.clock())
         if new_chunks:
             sizes = {ref.sha256: ref.size for c in unique.values() for ref in c.chunks}
             if sizes:

@@ -20,34 +20,86 @@ each and queue behind each other's. Here they queue behind each other's
   :class:`~memhub.errors.StorageUnavailable` and none of their writes landed.
 
 So nothing is acknowledged before it is durable, a failed caller writes
-nothing, and a batch is one SQLite transaction: revs commit in order. Other
-processes on the same file still take SQLite's write lock per batch
-(``BEGIN IMMEDIATE`` waits for it under ``busy_timeout``).
+nothing, and a batch is one SQLite transaction: revs commit in order.
+
+Other processes on the same file (``memhub serve --workers N``) take SQLite's
+write lock per batch. Waiting for it under ``busy_timeout`` means sleeping
+(1, 2, 5, 10 … ms) and polling, longer than a batch lasts; so with a
+``queue_file`` each batch first takes an exclusive ``flock`` on that file,
+which wakes the next process as soon as the previous one has committed.
+The lock only orders memhub's own writers: ``BEGIN IMMEDIATE`` still takes
+SQLite's lock (and waits under ``busy_timeout`` for anything else), and the
+kernel drops the lock of a process that dies.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
 from memhub.errors import StorageUnavailable
 
 MAX_BATCH = 128
+# Each block's savepoint, issued as plain SQL: SQLAlchemy's begin_nested() costs more
+# than the statements of a small write (its own savepoints inside a block still work).
+_SAVEPOINT = "SAVEPOINT memhub_block"
+_RELEASE = "RELEASE SAVEPOINT memhub_block"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT memhub_block"
+
+
+class WriterQueue:
+    """An exclusive ``flock`` on a file beside the database: the line in which the
+    processes writing to it take turns (see the module doc)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StorageUnavailable(
+                    f"cannot open the writer lock file {self.path}: {exc.strerror}",
+                    hint="the database's directory must be writable by memhub",
+                ) from exc
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # lets go of the GIL while it waits
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class _Batch:
-    __slots__ = ("conn", "done", "error", "members", "trans")
+    __slots__ = ("conn", "done", "error", "members", "queue", "trans")
 
-    def __init__(self, engine: Engine) -> None:
-        conn = engine.connect().execution_options(memhub_write=True, preserve_rowcount=True)
+    def __init__(self, engine: Engine, queue: WriterQueue | None) -> None:
+        if queue is not None:
+            queue.acquire()
         try:
-            self.trans = conn.begin()  # BEGIN IMMEDIATE (metadata's "begin" event)
+            conn = engine.connect().execution_options(memhub_write=True, preserve_rowcount=True)
+            try:
+                self.trans = conn.begin()  # BEGIN IMMEDIATE (metadata's "begin" event)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
-            conn.close()
+            if queue is not None:
+                queue.release()
             raise
+        self.queue = queue
         self.conn = conn
         self.members = 0
         self.done = threading.Event()
@@ -57,8 +109,11 @@ class _Batch:
 class GroupCommit:
     """Write transactions on one SQLite engine, committed in groups (see the module doc)."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, engine: Engine, *, max_batch: int = MAX_BATCH, queue_file: Path | None = None
+    ) -> None:
         self._engine = engine
+        self._queue = WriterQueue(queue_file) if queue_file is not None else None
         self._max_batch = max_batch
         self._lock = threading.Lock()  # held while a caller's block runs or a batch commits
         self._count_lock = threading.Lock()
@@ -77,12 +132,12 @@ class GroupCommit:
         try:
             batch = self._batch
             if batch is None:
-                batch = self._batch = _Batch(self._engine)
+                batch = self._batch = _Batch(self._engine, self._queue)
         except BaseException:
             self._lock.release()
             raise
         try:
-            nested = batch.conn.begin_nested()
+            batch.conn.exec_driver_sql(_SAVEPOINT)
         except BaseException as exc:
             self._abort(batch, exc)
             self._lock.release()
@@ -91,7 +146,8 @@ class GroupCommit:
             yield batch.conn
         except BaseException:
             try:
-                nested.rollback()
+                batch.conn.exec_driver_sql(_ROLLBACK_TO)
+                batch.conn.exec_driver_sql(_RELEASE)
             except BaseException as rollback_exc:  # the whole transaction is gone
                 self._abort(batch, rollback_exc)
                 self._lock.release()
@@ -108,7 +164,7 @@ class GroupCommit:
                 raise self._unavailable(batch.error) from batch.error
             raise
         try:
-            nested.commit()  # RELEASE SAVEPOINT
+            batch.conn.exec_driver_sql(_RELEASE)
             batch.members += 1
         except BaseException as exc:
             self._abort(batch, exc)
@@ -150,16 +206,28 @@ class GroupCommit:
             batch.error = exc
             self._rollback_quietly(batch)
         finally:
-            batch.conn.close()
-            batch.done.set()
+            self._close(batch)
 
     def _abort(self, batch: _Batch, exc: BaseException) -> None:
         """The transaction is unusable: roll it all back and fail every caller in it."""
         self._batch = None
         batch.error = exc
         self._rollback_quietly(batch)
-        batch.conn.close()
-        batch.done.set()
+        self._close(batch)
+
+    @staticmethod
+    def _close(batch: _Batch) -> None:
+        """The batch is over (committed or not): the next process may write."""
+        try:
+            batch.conn.close()
+        finally:
+            if batch.queue is not None:
+                batch.queue.release()
+            batch.done.set()
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
 
     @staticmethod
     def _rollback_quietly(batch: _Batch) -> None:

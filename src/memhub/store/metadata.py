@@ -98,7 +98,11 @@ class Metadata:
                 f"unsupported database {self.dialect!r}",
                 hint="MEMHUB_DATABASE_URL takes sqlite:///path or postgresql://user@host/db",
             )
-        self._group = GroupCommit(self.engine) if self.dialect == "sqlite" else None
+        self._group = (
+            GroupCommit(self.engine, queue_file=_writer_queue_file(parsed.database))
+            if self.dialect == "sqlite"
+            else None
+        )
         self._statements: dict[tuple[str, ...], Any] = {}
 
     @staticmethod
@@ -214,3 +218,12 @@ class Metadata:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._group is not None:
+            self._group.close()
+
+
+def _writer_queue_file(database: str | None) -> Path | None:
+    """The file a SQLite database's writers queue on (none for an in-memory one)."""
+    if not database or database == ":memory:":
+        return None
+    return Path(database + ".writers")

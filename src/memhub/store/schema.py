@@ -9,6 +9,9 @@
 - ``contents`` / ``content_chunks``: a content (sha256 of the whole) as an
   ordered list of chunks; ``chunks``: the chunks a workspace has uploaded.
   Bytes live in the blob store under the chunk's sha256, stored once.
+- ``inline_blobs``: the bytes of small blobs of a local blob store, by blob key,
+  written in the same transaction as the revision that first names them (the
+  local store's inline tier: :mod:`memhub.store.blobs.metainline`).
 - ``leases``: named locks; the row stays after release so ``token`` only grows.
 - ``api_keys``: API keys by the sha256 of the key (the key itself is never stored).
 """
@@ -23,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -107,6 +111,16 @@ chunks = Table(
     Column("sha256", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# Small blobs of the local blob store (blobs/metainline.py): one transaction with their
+# metadata, so a small write costs one COMMIT and no file fsyncs.
+inline_blobs = Table(
+    "inline_blobs",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("modified", Float, nullable=False),
 )
 
 leases = Table(

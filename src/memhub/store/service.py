@@ -77,6 +77,16 @@ _REVISION = select(revisions).where(
     revisions.c.workspace_id == bindparam("ws"), revisions.c.rev == bindparam("rev")
 )
 _INSERT_REVISION = insert(revisions)
+_CASE_TWIN = (
+    select(files.c.path)
+    .where(
+        files.c.workspace_id == bindparam("ws"),
+        files.c.path_fold == bindparam("fold"),
+        files.c.path != bindparam("path"),
+        files.c.deleted.is_(False),
+    )
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +238,7 @@ class Store:
         path = normalize_path(path)
         content_type = validate_content_type(content_type)
         ws_id = self.workspace_id(workspace)
-        if precondition != Precondition():
+        if precondition != Precondition() and not self._stored_by_commit(data):
             # fail fast, before any bytes are written (checked again when committing)
             with self.meta.read() as conn:
                 precondition.check(path, self._current(conn, workspace, ws_id, path))
@@ -237,6 +247,13 @@ class Store:
             _Write(workspace, ws_id, path, content, precondition, fence),
             WriteMeta(content_type, author, session_id, message),
             chunks="written",
+        )
+
+    def _stored_by_commit(self, data: bytes | IO[bytes]) -> bool:
+        """Whether ``data`` is one small chunk that the commit itself stores (nothing is
+        written before it, so a precondition need not be checked early)."""
+        return isinstance(data, bytes | bytearray | memoryview) and self.chunks.writes_inline(
+            len(data)
         )
 
     def put_each(
@@ -526,14 +543,7 @@ class Store:
         clients could not hold both (compared by :func:`~memhub.core.paths.fold_case`,
         for every script)."""
         other = conn.execute(
-            select(files.c.path)
-            .where(
-                files.c.workspace_id == ws_id,
-                files.c.path_fold == fold_case(path),
-                files.c.path != path,
-                files.c.deleted.is_(False),
-            )
-            .limit(1)
+            _CASE_TWIN, {"ws": ws_id, "fold": fold_case(path), "path": path}
         ).scalar()
         if other is not None:
             raise _case_clash(path, other)

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlparse
 
 from memhub.errors import BadRequest
 from memhub.store.blobs.base import BlobInfo, BlobNotFound, BlobStore, chunk_key, put_all
 
+if TYPE_CHECKING:
+    from memhub.store.metadata import Metadata
+
 __all__ = ["BlobInfo", "BlobNotFound", "BlobStore", "chunk_key", "open_blob_store", "put_all"]
 
 
 def open_blob_store(
-    url: str, *, s3_endpoint_url: str | None = None, s3_region: str = "us-east-1"
+    url: str,
+    *,
+    s3_endpoint_url: str | None = None,
+    s3_region: str = "us-east-1",
+    metadata: Metadata | None = None,
 ) -> BlobStore:
-    """``file:///dir`` | ``s3://bucket/prefix`` | ``memory://``."""
+    """``file:///dir`` | ``s3://bucket/prefix`` | ``memory://``. With ``metadata`` (the
+    store's own database), a local store keeps its small blobs in it."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -31,7 +40,9 @@ def open_blob_store(
                 f"blob URL {url!r}: inline_max_bytes must be a number of bytes",
                 hint="file:///dir?inline_max_bytes=16384 (0 keeps every blob in its own file)",
             )
-        return LocalBlobStore(Path(unquote(parsed.path)), url=url, inline_max_bytes=int(inline))
+        return LocalBlobStore(
+            Path(unquote(parsed.path)), url=url, inline_max_bytes=int(inline), metadata=metadata
+        )
     if parsed.scheme == "s3":
         from memhub.store.blobs.s3 import S3BlobStore
 

@@ -4,9 +4,13 @@ Each put: unique temp name in the target directory → write → fsync →
 ``os.replace`` → fsync the directory. A crash leaves either the old state or
 the new one, plus at worst a ``.tmp-*`` file that :meth:`list` ignores and
 ``memhub gc`` removes. Blobs up to ``inline_max_bytes`` (the URL's
-``?inline_max_bytes=N``; 0 turns it off) go instead into a group-committed
-SQLite file (:mod:`memhub.store.blobs.inline`): as durable, cheaper under
-concurrency.
+``?inline_max_bytes=N``; 0 turns it off) go instead into an inline tier: as
+durable, cheaper under concurrency. Opened by the store, the tier is the
+metadata database (:mod:`memhub.store.blobs.metainline`), where a write puts its
+small blobs in the same transaction as its revision; opened on its own, a
+group-committed SQLite file (:mod:`memhub.store.blobs.inline`). A data dir that
+has that file from before keeps it as a second inline tier, read and collected,
+never written.
 """
 
 from __future__ import annotations
@@ -18,17 +22,46 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from memhub.core.durable import TMP_PREFIX, fsync_dir, write_durably
 from memhub.errors import StorageUnavailable
 from memhub.store.blobs.base import READ_PIECE, BlobInfo, BlobNotFound, put_in_parallel
 from memhub.store.blobs.inline import DEFAULT_INLINE_MAX, INLINE_DIR, InlineBlobs
+from memhub.store.blobs.metainline import MetadataInline
+
+if TYPE_CHECKING:
+    from memhub.store.metadata import Metadata
+
+
+class InlineTier(Protocol):
+    """Where small blobs go: :class:`InlineBlobs` or :class:`MetadataInline`."""
+
+    max_bytes: int
+
+    def put(self, key: str, data: bytes, now: float) -> None: ...
+
+    def put_many(self, items: builtins.list[tuple[str, bytes]], now: float) -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[BlobInfo]: ...
+
+    def delete(self, keys: Iterable[str]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LocalBlobStore:
     def __init__(
-        self, root: Path, url: str | None = None, *, inline_max_bytes: int = DEFAULT_INLINE_MAX
+        self,
+        root: Path,
+        url: str | None = None,
+        *,
+        inline_max_bytes: int = DEFAULT_INLINE_MAX,
+        metadata: Metadata | None = None,
     ) -> None:
         self.root = root
         self.url = url or root.as_uri()
@@ -41,7 +74,26 @@ class LocalBlobStore:
                 f"cannot create the blob directory {root}: {exc.strerror}",
                 hint="check MEMHUB_BLOB_URL / --data-dir and the directory's permissions",
             ) from exc
-        self._inline = InlineBlobs(root, inline_max_bytes) if inline_max_bytes > 0 else None
+        self._inline: InlineTier | None = None
+        self._legacy: InlineBlobs | None = None  # read and collected, never written
+        # what a write hands its small blobs to inside its own transaction (see the doc)
+        self.within: MetadataInline | None = None
+        if inline_max_bytes > 0 and metadata is not None:
+            self._inline = self.within = MetadataInline(metadata, inline_max_bytes, self.ping)
+            if (root / INLINE_DIR / "blobs.sqlite").exists():
+                self._legacy = InlineBlobs(root, inline_max_bytes)
+        elif inline_max_bytes > 0:
+            self._inline = InlineBlobs(root, inline_max_bytes)
+
+    def _tiers(self) -> builtins.list[InlineTier]:
+        return [t for t in (self._inline, self._legacy) if t is not None]
+
+    def _inline_get(self, key: str) -> bytes | None:
+        for tier in self._tiers():
+            found = tier.get(key)
+            if found is not None:
+                return found
+        return None
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
@@ -91,7 +143,7 @@ class LocalBlobStore:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            if self._inline is not None and (inline := self._inline.get(key)) is not None:
+            if (inline := self._inline_get(key)) is not None:
                 return inline
             raise BlobNotFound(key) from None
         except OSError as exc:
@@ -101,7 +153,7 @@ class LocalBlobStore:
         try:
             handle = self._path(key).open("rb")
         except FileNotFoundError:
-            if self._inline is not None and (inline := self._inline.get(key)) is not None:
+            if (inline := self._inline_get(key)) is not None:
                 return _pieces_of(inline)
             raise BlobNotFound(key) from None
         except OSError as exc:
@@ -111,11 +163,11 @@ class LocalBlobStore:
     def exists(self, key: str) -> bool:
         if self._path(key).is_file():
             return True
-        return self._inline is not None and self._inline.exists(key)
+        return any(tier.exists(key) for tier in self._tiers())
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
-        if self._inline is not None:
-            yield from self._inline.list(prefix)
+        for tier in self._tiers():
+            yield from tier.list(prefix)
         for dirpath, dirnames, filenames in os.walk(self.root):
             if Path(dirpath) == self.root and INLINE_DIR in dirnames:
                 dirnames.remove(INLINE_DIR)
@@ -138,8 +190,8 @@ class LocalBlobStore:
 
     def delete(self, keys: Iterable[str]) -> None:
         keys = builtins.list(keys)
-        if self._inline is not None:
-            self._inline.delete(keys)
+        for tier in self._tiers():
+            tier.delete(keys)
         for key in keys:
             with contextlib.suppress(FileNotFoundError):
                 self._path(key).unlink()
@@ -149,8 +201,8 @@ class LocalBlobStore:
             raise StorageUnavailable(f"blob directory {self.root} is not writable")
 
     def close(self) -> None:
-        if self._inline is not None:
-            self._inline.close()
+        for tier in self._tiers():
+            tier.close()
 
 
 def _pieces_of(data: bytes) -> Iterator[bytes]:
