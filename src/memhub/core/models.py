@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # defer_build: a model's validator is built when it is first used, not at import
+    # (a hook or a CLI command uses two or three of these models, not forty)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class RevisionInfo(Wire):
