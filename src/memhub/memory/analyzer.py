@@ -24,7 +24,7 @@ what the index takes (cached per whitespace-separated piece of text: the build's
 loop). ``tokens(text)`` gives them with character offsets and positions: the words
 ``highlight`` marks in the original text.
 
-One module (about 480 lines) because documents and queries must be cut by the
+One module (about 520 lines) because documents and queries must be cut by the
 same rules: the per-script word handling, stop lists and stemmers live side by
 side so that a change to one is seen against the others.
 """

@@ -13,6 +13,10 @@ Python by :mod:`memhub.memory.analyzer` and handed to tantivy as analysed terms
 (:mod:`memhub.memory.documents`), so documents and queries go through one analyzer
 for every language. This process reads the files and adds the documents; cutting
 and analysing many files happens in worker processes (:mod:`memhub.memory.prepare`).
+
+About 450 lines, most of them :class:`WorkspaceIndex`: opening, checking, rebuilding,
+catching up and searching one index directory are one life cycle with one lock, and
+read best together.
 """
 
 from __future__ import annotations
