@@ -37,7 +37,7 @@ class Steps:
             return 1, "", f"error: {exc}"
         from memhub.cli.hooks import run_cli_step
 
-        return run_cli_step(list(step.args))
+        return run_cli_step(step.args)
 
     def _folder(self, step: Step) -> StepResult:
         from memhub.client.factory import connect

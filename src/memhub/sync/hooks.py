@@ -178,14 +178,20 @@ class HookConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One thing a hook does, as the ``memhub`` command that does it (``args``, after
-    ``memhub``). ``target`` is the folder or DB file, ``option`` its prefix or DB name;
-    for the context, the depth and the token budget."""
+    """One thing a hook does: ``target`` is the folder or DB file, ``option`` its prefix
+    or DB name; for the context, the depth and the token budget."""
 
     command: Literal["pull", "push", "db pull", "db push", "context"]
-    args: tuple[str, ...]
     target: str = ""
     option: str = ""
+
+    @property
+    def args(self) -> list[str]:
+        """The same step as ``memhub`` arguments (how the CLI runs it)."""
+        if self.command == "context":
+            return ["context", "--depth", self.target, "--max-tokens", self.option]
+        flag = "--name" if self.command.startswith("db ") else "--prefix"
+        return [*self.command.split(), self.target, flag, self.option]
 
     @property
     def label(self) -> str:
@@ -194,20 +200,11 @@ class Step:
 
 def steps_for(event: str, config: HookConfig) -> list[Step]:
     """What a hook runs, in order."""
-    folder_step: Literal["pull", "push"] = "pull" if event == "session-start" else "push"
-    db_step: Literal["db pull", "db push"] = "db pull" if event == "session-start" else "db push"
-    steps = [
-        Step(folder_step, (folder_step, f.path, "--prefix", f.prefix), f.path, f.prefix)
-        for f in config.folders
-    ]
-    steps += [
-        Step(db_step, (*db_step.split(), d.file, "--name", d.name), d.file, d.name)
-        for d in config.databases
-    ]
-    if event == "session-start":
-        depth, budget = config.depth, str(config.max_tokens)
-        args = ("context", "--depth", depth, "--max-tokens", budget)
-        steps.append(Step("context", args, depth, budget))
+    start = event == "session-start"
+    steps = [Step("pull" if start else "push", f.path, f.prefix) for f in config.folders]
+    steps += [Step("db pull" if start else "db push", d.file, d.name) for d in config.databases]
+    if start:
+        steps.append(Step("context", config.depth, str(config.max_tokens)))
     return steps
 
 
