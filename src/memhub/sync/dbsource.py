@@ -133,6 +133,8 @@ def _pin(file: Path) -> Source | None:
             isolation_level=None,
             check_same_thread=False,  # the integrity check runs on a worker thread
         )
+        # read-only mapping: no checkpoint may shrink the file under this reader
+        conn.execute(f"PRAGMA mmap_size={sq.MMAP_BYTES}")
         if _reads_main_file_only(conn, file, fd):
             return Source(file, fd, conn)
     except sqlite3.Error:
