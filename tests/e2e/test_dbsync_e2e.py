@@ -9,6 +9,7 @@ at 30 moments spread over a whole pull.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -455,3 +456,30 @@ def test_a_database_read_in_place_pulls_back_as_its_backup_copy(
     # a new mtime makes the pull hash the local file (read in place too): the same sha256
     os.utime(target, ns=(time.time_ns(), time.time_ns()))
     assert b.ok("db", "pull", target)["reason"] == "same-as-remote"
+
+
+def test_a_re_push_hashes_what_changed_and_commits_the_files_digests(
+    memhub_server: Any, tmp_path: Path
+) -> None:
+    """The second push sha256s only the changed chunks and resumes the whole file's
+    sha256 (client) and sha256 and md5 (server) after the unchanged ones; what lands is
+    the file, byte for byte, with its md5 as the seed API's ETag."""
+    server = memhub_server()
+    db = tmp_path / "big.db"
+    make_db(db, rows=8000)
+    state = SyncState(tmp_path / "config" / "dbsync.json")
+    with MemhubClient(server.base_url, server.key) as client:
+        first = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        update_rows(db, list(range(6000, 6040)), "changed near the end")
+        again = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        data = client.get("dbs/big.sqlite")[1]
+    assert first["chunks_rehashed"] == first["chunks_total"] >= 20
+    assert 1 <= again["chunks_rehashed"] <= 3 and again["chunks_resumed"] > 10
+    current = head(server, "dbs/big.sqlite")
+    assert current is not None and current["sha256"] == again["sha256"]
+    assert hashlib.sha256(data).hexdigest() == again["sha256"]
+    assert signature(db, tmp_path)[0] == again["sha256"]
+    with server.client() as http:
+        blob = http.get("/blob/dbs/big.sqlite")
+    assert blob.status_code == 200 and blob.content == data
+    assert blob.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'

@@ -46,7 +46,7 @@ from memhub.errors import (
     InvalidPath,
     PreconditionFailed,
 )
-from memhub.sync import chunkupload, dbsource
+from memhub.sync import chunkupload, dbhashes, dbsource
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbstate import DEFAULT_TTL, LeaseGuard, SyncState, default_holder
 
@@ -271,10 +271,15 @@ class _Push:
             effective = sq.chunk_size_for(
                 chunk_size or DEFAULT_CHUNK_SIZE, source.page_size, source.size, most
             )
-            sha, size, chunks = source.hash_chunks(effective)
+            record = dbhashes.path_for(self.state.path.parent, self.file)
+            sha, size, chunks, known = source.hash_chunks(
+                effective, dbhashes.load(record, effective)
+            )
             info = checked.result()
+        dbhashes.save(record, known)  # bytes hashed, whatever the server says next
         self._lap("check_and_hash")
         self.result.update(sha256=sha, size=size, chunk_size=effective, chunks_total=len(chunks))
+        self.result.update(chunks_rehashed=source.rehashed, chunks_resumed=source.resumed)
         self.result.update(page_size=info.page_size, page_count=info.page_count)
         self.result["tables"] = info.tables
         head = remote_head(self.client, self.db_path)  # again, now that we hold the lease
