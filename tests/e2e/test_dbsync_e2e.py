@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from memhub.client import MemhubClient
-from memhub.errors import FencingTokenRejected, PreconditionFailed
+from memhub.errors import BadRequest, FencingTokenRejected, PreconditionFailed
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbpull import PullOptions, pull
 from memhub.sync.dbstate import LeaseGuard, SyncState
@@ -483,3 +483,27 @@ def test_a_re_push_hashes_what_changed_and_commits_the_files_digests(
         blob = http.get("/blob/dbs/big.sqlite")
     assert blob.status_code == 200 and blob.content == data
     assert blob.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
+
+
+def test_a_damaged_database_is_never_committed_though_its_chunks_went_up_first(
+    memhub_server: Any, tmp_path: Path
+) -> None:
+    """Missing chunks are uploaded while the integrity check runs; the commit waits for
+    it, so a database that fails it leaves the server's head as it was."""
+    server = memhub_server()
+    db = tmp_path / "hurt.db"
+    make_db(db, rows=4000)
+    state = SyncState(tmp_path / "config" / "dbsync.json")
+    with MemhubClient(server.base_url, server.key) as client:
+        first = push(client, db, holder="host-a", state=state)
+        with db.open("r+b") as f:  # trash a b-tree page of the live file (empty -wal)
+            f.seek(5 * 4096)
+            f.write(os.urandom(300))
+        with pytest.raises(BadRequest, match="integrity"):
+            push(client, db, holder="host-a", state=state)
+    current = head(server, "dbs/hurt.sqlite")
+    assert current is not None and (current["rev"], current["sha256"]) == (
+        first["rev"],
+        first["sha256"],
+    )
+    assert not leases(server)["db:hurt"]["active"]  # released on the way out

@@ -264,41 +264,29 @@ class _Push:
         base: dict[str, Any] | None,
         guard: LeaseGuard,
     ) -> tuple[str, int]:
+        """Hash; then, while the integrity check still runs on another thread, ask the
+        server what it lacks and upload that (chunks alone are no revision: unused ones
+        are collected by ``gc``). The commit, and every answer, waits for the check."""
         self.reporter.phase("check and hash")
         with ThreadPoolExecutor(1) as pool:  # integrity_check lets go of the GIL too
             checked = pool.submit(source.inspect)
-            most = TARGET_CHUNKS if chunk_size is None else MAX_MANIFEST_CHUNKS
-            effective = sq.chunk_size_for(
-                chunk_size or DEFAULT_CHUNK_SIZE, source.page_size, source.size, most
-            )
-            record = dbhashes.path_for(self.state.path.parent, self.file)
-            sha, size, chunks, known = source.hash_chunks(
-                effective, dbhashes.load(record, effective)
-            )
+            sha, chunks = self._hash(source, chunk_size)
+            head = remote_head(self.client, self.db_path)  # again, now that we hold the lease
+            if head and head["sha256"] == sha:
+                skip: tuple[str, int] | None = ("same-as-remote", int(head["rev"]))
+            elif head and base and base["sha256"] == sha:  # touched here; the server moved on
+                skip = ("remote-newer", int(base["rev"]))
+            else:
+                skip = None
+                if_match = self._if_match(head, base, overwrite)
+                self._upload_missing(source, chunks)
             info = checked.result()
-        dbhashes.save(record, known)  # bytes hashed, whatever the server says next
-        self._lap("check_and_hash")
-        self.result.update(sha256=sha, size=size, chunk_size=effective, chunks_total=len(chunks))
-        self.result.update(chunks_rehashed=source.rehashed, chunks_resumed=source.resumed)
+            self._lap("check")
         self.result.update(page_size=info.page_size, page_count=info.page_count)
         self.result["tables"] = info.tables
-        head = remote_head(self.client, self.db_path)  # again, now that we hold the lease
-        if head and head["sha256"] == sha:
-            self._done("same-as-remote", head)
-            return sha, int(head["rev"])
-        if head and base and base["sha256"] == sha:  # only touched here; the server moved on
-            self._done("remote-newer", head)
-            return sha, int(base["rev"])
-        if_match = self._if_match(head, base, overwrite)
-        missing = set(self._missing([c.sha256 for c in chunks]))
-        todo = list({c.sha256: c for c in chunks if c.sha256 in missing}.values())
-        self._lap("missing")
-        self.reporter.phase("upload", sum(c.size for c in todo))
-        wire = self._upload(source, todo)
-        self._lap("upload")
-        self.result.update(
-            chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo), wire_bytes_sent=wire
-        )
+        if skip is not None:
+            self._done(skip[0], head)
+            return sha, skip[1]
         self.reporter.phase("commit")
         body: dict[str, Any] = {
             "path": self.db_path,
@@ -313,6 +301,35 @@ class _Push:
         self._lap("commit")
         self.result.update(rev=rev, host=guard.holder)
         return sha, rev
+
+    def _hash(self, source: dbsource.Source, chunk_size: int | None) -> tuple[str, list[sq.Chunk]]:
+        """The whole file's sha256 and its chunks, from what changed since the last push
+        (:mod:`memhub.sync.dbhashes`)."""
+        most = TARGET_CHUNKS if chunk_size is None else MAX_MANIFEST_CHUNKS
+        effective = sq.chunk_size_for(
+            chunk_size or DEFAULT_CHUNK_SIZE, source.page_size, source.size, most
+        )
+        record = dbhashes.path_for(self.state.path.parent, self.file)
+        sha, size, chunks, known = source.hash_chunks(effective, dbhashes.load(record, effective))
+        dbhashes.save(record, known)  # bytes hashed, whatever the server says next
+        self._lap("hash")
+        self.result.update(sha256=sha, size=size, chunk_size=effective, chunks_total=len(chunks))
+        self.result.update(chunks_rehashed=source.rehashed, chunks_resumed=source.resumed)
+        return sha, chunks
+
+    def _upload_missing(self, source: dbsource.Source, chunks: list[sq.Chunk]) -> None:
+        """Send the chunks the server lacks in zstd-compressed batches."""
+        missing = set(self._missing([c.sha256 for c in chunks]))
+        todo = list({c.sha256: c for c in chunks if c.sha256 in missing}.values())
+        self._lap("missing")
+        self.reporter.phase("upload", sum(c.size for c in todo))
+        wire = chunkupload.upload(
+            self.client, todo, lambda c: source.read(c.offset, c.size), self.reporter.advance
+        )
+        self._lap("upload")
+        self.result.update(
+            chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo), wire_bytes_sent=wire
+        )
 
     def _if_match(
         self, head: dict[str, Any] | None, base: dict[str, Any] | None, overwrite: bool
@@ -343,12 +360,6 @@ class _Push:
         for start in range(0, len(unique), MISSING_BATCH):
             found += self.client.missing_chunks(unique[start : start + MISSING_BATCH])
         return found
-
-    def _upload(self, source: dbsource.Source, todo: list[sq.Chunk]) -> int:
-        """Send the missing chunks in zstd-compressed batches; the bytes on the wire."""
-        return chunkupload.upload(
-            self.client, todo, lambda c: source.read(c.offset, c.size), self.reporter.advance
-        )
 
     def _commit(self, body: dict[str, Any]) -> WriteInfo:
         try:
