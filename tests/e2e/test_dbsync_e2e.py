@@ -20,14 +20,21 @@ import subprocess
 import sys
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rehashes
 
 from memhub.client import MemhubClient
-from memhub.errors import BadRequest, FencingTokenRejected, PreconditionFailed
+from memhub.errors import (
+    BadRequest,
+    FencingTokenRejected,
+    InvalidChecksum,
+    PreconditionFailed,
+)
+from memhub.sync import dbhashes
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbpull import PullOptions, pull
 from memhub.sync.dbstate import LeaseGuard, SyncState
@@ -507,3 +514,33 @@ def test_a_damaged_database_is_never_committed_though_its_chunks_went_up_first(
         first["sha256"],
     )
     assert not leases(server)["db:hurt"]["active"]  # released on the way out
+
+
+def test_a_record_whose_states_lie_fails_one_commit_and_is_dropped(
+    memhub_server: Any, tmp_path: Path
+) -> None:
+    """The server checks the declared sha256 against the chunks: a hash record whose
+    whole-file states are wrong (yet carry a valid BLAKE3 of their own) makes the commit
+    a 400 CHECKSUM_MISMATCH that writes nothing; the push drops the record, and the next
+    push hashes everything and lands."""
+    server = memhub_server()
+    db = tmp_path / "lied.db"
+    make_db(db, rows=4000)
+    config = tmp_path / "config"
+    state = SyncState(config / "dbsync.json")
+    with MemhubClient(server.base_url, server.key) as client:
+        first = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        record = dbhashes.path_for(config, db.resolve())
+        known = dbhashes.load(record, 32 * 1024)
+        assert known is not None
+        empty = bytes(rehashes.PySha256().serialize())  # the state of no bytes at all
+        dbhashes.save(record, replace(known, states=[empty] * len(known.states)))
+        update_rows(db, [3500], "after the lie")
+        with pytest.raises(InvalidChecksum):
+            push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        assert not record.exists()
+        current = head(server, "dbs/lied.sqlite")
+        assert current is not None and current["rev"] == first["rev"]
+        again = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+    assert again["chunks_rehashed"] == again["chunks_total"]
+    assert again["sha256"] == signature(db, tmp_path)[0]

@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 from memhub.sync import dbhashes, dbsource
 from memhub.sync import sqlite_snapshot as sq
@@ -112,4 +113,16 @@ def test_a_record_is_used_only_whole_and_for_its_chunk_size(tmp_path: Path) -> N
     path.write_text("{not json")
     assert dbhashes.load(path, CHUNK) is None
     path.unlink()
+    assert dbhashes.load(path, CHUNK) is None
+
+
+def test_a_record_of_another_state_format_is_not_used(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    path = dbhashes.path_for(tmp_path / "config", db)
+    dbhashes.save(path, record_of(db))
+    data = json.loads(path.read_text())
+    data["body"]["states_format"] = "rehashes-0.0.1"
+    data["blake3"] = blake3(json.dumps(data["body"]).encode()).hexdigest()
+    path.write_text(json.dumps(data))
     assert dbhashes.load(path, CHUNK) is None

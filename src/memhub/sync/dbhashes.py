@@ -14,9 +14,10 @@ cheaper without trusting anything but the bytes:
 
 The record lives in ``<config dir>/dbhashes/`` per database file and is only a
 cache: one that is missing, damaged (its own BLAKE3 fails), of another chunk
-size or of another file size simply means hashing everything, as the first
-push does. It is written after hashing, whatever the push does next: it
-describes bytes, not the server.
+size or written by another version of ``rehashes`` simply means hashing
+everything, as the first push does; so does a commit the server refuses
+because the chunks do not add up (the push deletes the record). It is written
+after hashing, whatever the push does next: it describes bytes, not the server.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,8 @@ from memhub.core.durable import write_durably
 
 FORMAT = 1
 DIR = "dbhashes"
+# a sha256 state is in rehashes' own serialisation: a record of another version is not used
+STATE_FORMAT = f"rehashes-{version('rehashes')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,9 @@ def load(path: Path, chunk_size: int) -> Known | None:
         body = data["body"]
         if data["blake3"] != blake3(json.dumps(body).encode()).hexdigest():
             return None
-        if body["format"] != FORMAT or body["chunk_size"] != chunk_size:
+        if (body["format"], body["states_format"]) != (FORMAT, STATE_FORMAT):
+            return None
+        if body["chunk_size"] != chunk_size:
             return None
         known = Known(
             chunk_size,
@@ -78,6 +84,7 @@ def load(path: Path, chunk_size: int) -> Known | None:
 def save(path: Path, known: Known) -> None:
     body: dict[str, Any] = {
         "format": FORMAT,
+        "states_format": STATE_FORMAT,
         "chunk_size": known.chunk_size,
         "blake3": known.blake3s,
         "sha256": known.sha256s,

@@ -43,6 +43,7 @@ from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
     FencingTokenRejected,
     FileNotFound,
+    InvalidChecksum,
     InvalidPath,
     PreconditionFailed,
 )
@@ -370,6 +371,9 @@ class _Push:
                 context=exc.context,
                 hint="another host is pushing this database: pull when it is done",
             ) from exc
+        except InvalidChecksum:  # the chunks do not add up: hash everything next time
+            dbhashes.path_for(self.state.path.parent, self.file).unlink(missing_ok=True)
+            raise
         except PreconditionFailed as exc:
             raise PreconditionFailed(
                 f"{self.db_path} changed on the server while this push ran; "
