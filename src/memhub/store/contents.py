@@ -10,7 +10,7 @@ byte of it is returned.
 
 :class:`~memhub.store.service.Store` owns one and decides *when* (revisions,
 preconditions, the change log); this module knows only bytes and hashes
-(about 450 lines, one concern).
+(about 460 lines, one concern).
 """
 
 from __future__ import annotations

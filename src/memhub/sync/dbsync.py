@@ -23,6 +23,9 @@ changed                unchanged              upload / skip (``local-newer``)
 unchanged              changed                skip (``remote-newer``) / download
 changed                changed                refused unless ``--overwrite``
 =====================  =====================  ==========================================
+
+(About 410 lines: one push's flow and the answers it gives; hashing is in
+:mod:`memhub.sync.dbhashes`, reading in :mod:`memhub.sync.dbsource`.)
 """
 
 from __future__ import annotations
