@@ -8,9 +8,10 @@ touches nearly every page). Beside each delta push, the same database is uploade
 whole with one ``PUT /v1/workspaces/default/files/…`` (what membridge effectively
 did on every push), in the same run. Reports bytes sent and time, the ratios to
 the whole-file upload, and the push's phases (snapshot, or pinning the file in
-place when its ``-wal`` is empty; integrity check and hashing; missing-chunk query;
-upload; commit, where the server reads the chunks back once for the whole file's
-sha256 and md5).
+place when its ``-wal`` is empty; hashing, of what changed since the last push;
+missing-chunk query and upload, while the integrity check runs; the wait for the
+check; commit, where the server reads the chunks after the prefix it already
+hashed for the whole file's sha256 and md5).
 
     .venv/bin/python bench/dbsync.py [--quick] [--rounds N] [--json-out FILE] [--scratch DIR]
 """
@@ -321,6 +322,8 @@ def summarize(deltas: list[dict[str, Any]], wholes: list[dict[str, Any]], size: 
         "push_s": push_s,
         "push_phases_s": phases,
         "push_server_cpu_s": median([d["server_cpu_s"] for d in deltas]),
+        "chunks_rehashed": median([d.get("chunks_rehashed", d["chunks_total"]) for d in deltas]),
+        "chunks_resumed": median([d.get("chunks_resumed", 0) for d in deltas]),
         "whole_put_s": put_s,
         "whole_snapshot_put_s": median([w["wall_s"] for w in wholes]),
         "whole_server_cpu_s": median([w["server_cpu_s"] for w in wholes]),
@@ -365,6 +368,10 @@ def table(out: dict[str, Any]) -> str:
         phases = ", ".join(f"{k} {s:.2f}" for k, s in v["push_phases_s"].items())
         sources = "/".join(sorted({str(d.get("source")) for d in v["deltas"]}))
         lines.append(f"phases of the {name} push ({sources}; s): {phases}")
+        lines.append(
+            f"  chunks sha256'd {v['chunks_rehashed']:.0f}/{v['chunks_total']}, whole-file "
+            f"sha256 resumed after {v['chunks_resumed']:.0f} chunks"
+        )
     return "\n".join(lines)
 
 

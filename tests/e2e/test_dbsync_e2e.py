@@ -9,6 +9,7 @@ at 30 moments spread over a whole pull.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -19,14 +20,21 @@ import subprocess
 import sys
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rehashes
 
 from memhub.client import MemhubClient
-from memhub.errors import FencingTokenRejected, PreconditionFailed
+from memhub.errors import (
+    BadRequest,
+    FencingTokenRejected,
+    InvalidChecksum,
+    PreconditionFailed,
+)
+from memhub.sync import dbhashes
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbpull import PullOptions, pull
 from memhub.sync.dbstate import LeaseGuard, SyncState
@@ -455,3 +463,84 @@ def test_a_database_read_in_place_pulls_back_as_its_backup_copy(
     # a new mtime makes the pull hash the local file (read in place too): the same sha256
     os.utime(target, ns=(time.time_ns(), time.time_ns()))
     assert b.ok("db", "pull", target)["reason"] == "same-as-remote"
+
+
+def test_a_re_push_hashes_what_changed_and_commits_the_files_digests(
+    memhub_server: Any, tmp_path: Path
+) -> None:
+    """The second push sha256s only the changed chunks and resumes the whole file's
+    sha256 (client) and sha256 and md5 (server) after the unchanged ones; what lands is
+    the file, byte for byte, with its md5 as the seed API's ETag."""
+    server = memhub_server()
+    db = tmp_path / "big.db"
+    make_db(db, rows=8000)
+    state = SyncState(tmp_path / "config" / "dbsync.json")
+    with MemhubClient(server.base_url, server.key) as client:
+        first = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        update_rows(db, list(range(6000, 6040)), "changed near the end")
+        again = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        data = client.get("dbs/big.sqlite")[1]
+    assert first["chunks_rehashed"] == first["chunks_total"] >= 20
+    assert 1 <= again["chunks_rehashed"] <= 3 and again["chunks_resumed"] > 10
+    current = head(server, "dbs/big.sqlite")
+    assert current is not None and current["sha256"] == again["sha256"]
+    assert hashlib.sha256(data).hexdigest() == again["sha256"]
+    assert signature(db, tmp_path)[0] == again["sha256"]
+    with server.client() as http:
+        blob = http.get("/blob/dbs/big.sqlite")
+    assert blob.status_code == 200 and blob.content == data
+    assert blob.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
+
+
+def test_a_damaged_database_is_never_committed_though_its_chunks_went_up_first(
+    memhub_server: Any, tmp_path: Path
+) -> None:
+    """Missing chunks are uploaded while the integrity check runs; the commit waits for
+    it, so a database that fails it leaves the server's head as it was."""
+    server = memhub_server()
+    db = tmp_path / "hurt.db"
+    make_db(db, rows=4000)
+    state = SyncState(tmp_path / "config" / "dbsync.json")
+    with MemhubClient(server.base_url, server.key) as client:
+        first = push(client, db, holder="host-a", state=state)
+        with db.open("r+b") as f:  # trash a b-tree page of the live file (empty -wal)
+            f.seek(5 * 4096)
+            f.write(os.urandom(300))
+        with pytest.raises(BadRequest, match="integrity"):
+            push(client, db, holder="host-a", state=state)
+    current = head(server, "dbs/hurt.sqlite")
+    assert current is not None and (current["rev"], current["sha256"]) == (
+        first["rev"],
+        first["sha256"],
+    )
+    assert not leases(server)["db:hurt"]["active"]  # released on the way out
+
+
+def test_a_record_whose_states_lie_fails_one_commit_and_is_dropped(
+    memhub_server: Any, tmp_path: Path
+) -> None:
+    """The server checks the declared sha256 against the chunks: a hash record whose
+    whole-file states are wrong (yet carry a valid BLAKE3 of their own) makes the commit
+    a 400 CHECKSUM_MISMATCH that writes nothing; the push drops the record, and the next
+    push hashes everything and lands."""
+    server = memhub_server()
+    db = tmp_path / "lied.db"
+    make_db(db, rows=4000)
+    config = tmp_path / "config"
+    state = SyncState(config / "dbsync.json")
+    with MemhubClient(server.base_url, server.key) as client:
+        first = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        record = dbhashes.path_for(config, db.resolve())
+        known = dbhashes.load(record, 32 * 1024)
+        assert known is not None
+        empty = bytes(rehashes.PySha256().serialize())  # the state of no bytes at all
+        dbhashes.save(record, replace(known, states=[empty] * len(known.states)))
+        update_rows(db, [3500], "after the lie")
+        with pytest.raises(InvalidChecksum):
+            push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+        assert not record.exists()
+        current = head(server, "dbs/lied.sqlite")
+        assert current is not None and current["rev"] == first["rev"]
+        again = push(client, db, holder="host-a", state=state, chunk_size=32 * 1024)
+    assert again["chunks_rehashed"] == again["chunks_total"]
+    assert again["sha256"] == signature(db, tmp_path)[0]

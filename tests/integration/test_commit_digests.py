@@ -13,7 +13,7 @@ import pytest
 from apiclient import WS, api_client, assert_error, sha256
 
 from memhub.store.blobs import chunk_key
-from memhub.store.digests import whole_digests
+from memhub.store.digests import Midstates, Resume, digest_chunks, whole_digests
 from memhub.store.model import ChunkRef
 
 
@@ -105,3 +105,87 @@ def test_whole_digests_match_hashlib_over_windows_and_repeated_chunks(window: in
     assert set(reads) == set(blobs)
     if window == 1:  # one chunk per window: reads never overlap, so each is read once
         assert sorted(reads) == sorted(blobs)
+
+
+def test_digests_resumed_after_a_known_prefix_read_only_the_chunks_after_it() -> None:
+    parts = [os.urandom(1000 + i) for i in range(12)]
+    blobs = {sha256(p): p for p in parts}
+    refs = [ChunkRef(sha256(p), len(p)) for p in parts]
+    reads: list[str] = []
+
+    def read(ref: ChunkRef) -> bytes:
+        reads.append(ref.sha256)
+        return blobs[ref.sha256]
+
+    first = digest_chunks(read, refs, window=3000, keep=True)
+    assert first.states is not None and len(first.states) == len(refs)
+    changed = os.urandom(1007)
+    blobs[sha256(changed)] = changed
+    new_refs = [*refs[:7], ChunkRef(sha256(changed), len(changed)), *refs[8:]]
+    reads.clear()
+
+    again = digest_chunks(read, new_refs, window=3000, start=Resume(7, first.states[:7]), keep=True)
+
+    whole = b"".join(blobs[r.sha256] for r in new_refs)
+    assert (again.sha256, again.md5) == (sha256(whole), hashlib.md5(whole).hexdigest())
+    assert again.resumed == 7 and reads == [r.sha256 for r in new_refs[7:]]
+    assert again.states is not None and len(again.states) == len(new_refs)
+    # the first digest's states were copied, not moved on: resuming from them again agrees
+    twice = digest_chunks(read, new_refs, window=1, start=Resume(7, first.states[:7]))
+    assert (twice.sha256, twice.md5) == (again.sha256, again.md5)
+    assert first.sha256 == sha256(b"".join(parts))
+
+
+def test_midstates_resume_the_longest_prefix_of_the_same_workspace_within_bounds() -> None:
+    def refs(*names: str) -> list[ChunkRef]:
+        return [ChunkRef(sha256(n.encode()), 1) for n in names]
+
+    def states(n: int) -> list[tuple[Any, Any]]:
+        return [(hashlib.sha256(), hashlib.md5()) for _ in range(n)]
+
+    known = Midstates(max_contents=2, max_states=10, min_chunks=3)
+    known.remember(1, "a", refs("p", "q", "r", "s"), states(4))
+    known.remember(1, "b", refs("p", "q", "x"), states(3))
+    known.remember(1, "tiny", refs("p", "q"), states(2))  # under min_chunks: not kept
+
+    start = known.start(1, refs("p", "q", "r", "z", "w"))
+    assert start is not None and start.count == 3 and len(start.states) == 3
+    assert known.start(2, refs("p", "q", "r")) is None  # another workspace's contents
+    assert known.start(1, refs("z", "p")) is None
+
+    known.remember(1, "c", refs("z", "p", "q", "r"), states(4))  # "b" is least recently used
+    assert len(known) == 2 and known.start(1, refs("p", "q", "x"))
+    assert known.start(1, refs("p", "q", "x")).count == 3 - 1  # only "a" shares p, q
+    known.remember(1, "d", refs(*"abcdefghij"), states(10))  # alone fills max_states
+    assert len(known) == 1 and known.start(1, refs("z")) is None
+
+
+def test_a_commit_that_starts_like_the_last_one_reads_only_what_follows(
+    tmp_path: Path,
+) -> None:
+    """Resumed digests are right; a chunk of the resumed prefix is not read at commit, but
+    every later read still verifies it; a restarted server reads it again."""
+    parts = [os.urandom(4096) for _ in range(10)]
+    changed = [*parts[:6], os.urandom(4096), *parts[7:]]
+    blob_url = file_blobs(tmp_path)
+    with api_client(tmp_path, raise_server_exceptions=False, blob_url=blob_url) as client:
+        for part in [*parts, changed[6]]:
+            assert client.put(f"{WS}/chunks/{sha256(part)}", content=part).status_code == 201
+        assert client.post(f"{WS}/commits", json=manifest(parts)).status_code == 201
+        blob_file(tmp_path, sha256(parts[0])).write_bytes(b"R" * 4096)  # rots after that
+
+        response = client.post(
+            f"{WS}/commits", json=manifest(changed) | {"if_match": sha256(b"".join(parts))}
+        )
+
+        assert response.status_code == 200, response.text  # a new revision of the path
+        whole = b"".join(changed)
+        assert response.json()["md5"] == hashlib.md5(whole).hexdigest()
+        assert response.json()["sha256"] == sha256(whole)
+        body = assert_error(client.get(f"{WS}/files/db.sqlite"), 500, "STORAGE_CORRUPT")
+        assert body["context"]["chunk"] == sha256(parts[0])
+
+    with api_client(tmp_path, raise_server_exceptions=False, blob_url=blob_url) as client:
+        again = manifest(changed, path="copy.sqlite")
+        body = assert_error(client.post(f"{WS}/commits", json=again), 500, "STORAGE_CORRUPT")
+        assert body["context"]["chunk"] == sha256(parts[0])

@@ -71,7 +71,7 @@ def writer(tmp_path: Path) -> Iterator[Path]:
     """A database another thread keeps writing (WAL): rows and meta.total move together."""
     db = tmp_path / "busy.db"
     make_db(db)
-    stop = threading.Event()
+    stop, wrote = threading.Event(), threading.Event()
 
     def write() -> None:
         with closing(sqlite3.connect(db, timeout=30)) as conn:
@@ -81,9 +81,15 @@ def writer(tmp_path: Path) -> Iterator[Path]:
                         "INSERT INTO items (body) VALUES (?)", (("busy " * 20,) for _ in range(7))
                     )
                     conn.execute("UPDATE meta SET total = total + 7")
+                wrote.set()
 
     thread = threading.Thread(target=write)
     thread.start()
+    # the first write has landed before any snapshot (however loaded the machine)
+    if not wrote.wait(60):
+        stop.set()
+        thread.join()
+        pytest.fail("the writer thread never committed")
     yield db
     stop.set()
     thread.join()

@@ -10,7 +10,7 @@ byte of it is returned.
 
 :class:`~memhub.store.service.Store` owns one and decides *when* (revisions,
 preconditions, the change log); this module knows only bytes and hashes
-(about 450 lines, one concern).
+(about 460 lines, one concern).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from memhub.errors import (
 )
 from memhub.store.blobs import BlobNotFound, BlobStore, chunk_key, put_all
 from memhub.store.blobs.metainline import MetadataInline
-from memhub.store.digests import whole_digests
+from memhub.store.digests import Midstates, digest_chunks
 from memhub.store.metadata import Metadata
 from memhub.store.model import ChunkRef
 from memhub.store.schema import chunks, content_chunks, contents
@@ -93,6 +93,7 @@ class Chunks:
         self.clock = clock
         self._corruption_listeners: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
+        self.midstates = Midstates()
         # the local store's inline tier, when it is in this very metadata database
         within: MetadataInline | None = getattr(blobs, "within", None)
         self._within = within if within is not None and within.meta is meta else None
@@ -219,16 +220,20 @@ class Chunks:
         The work is bounded before any byte is read (:meth:`_check_manifest`); then
         the chunks are read back once to hash the whole and compute its md5
         (:mod:`memhub.store.digests`: each chunk's sha256 was checked on upload, and
-        the whole's covers every byte again), so a manifest can never name content
-        the store does not hold. When the whole does not match, each chunk is
-        verified, so that one which rotted in the store is reported as such.
+        the whole's covers every byte read again; a prefix of chunks this process
+        already hashed for a recent content is not read, its digest states are
+        resumed), so a manifest can never name content the store does not hold.
+        When the whole does not match, each chunk is verified, so that one which
+        rotted in the store is reported as such.
         """
         sha256 = sha256.lower()
         if not is_sha256(sha256):
             raise BadRequest("sha256 must be 64 hex digits")
         refs = [ChunkRef(c.sha256.lower(), c.size) for c in refs]
         self._check_manifest(ws_id, refs, max_bytes)
-        actual, md5 = whole_digests(self._sized, refs)
+        start = self.midstates.start(ws_id, refs)
+        got = digest_chunks(self._sized, refs, start=start, keep=self.midstates.wants(refs))
+        actual, md5 = got.sha256, got.md5
         if actual != sha256:
             for ref in {ref.sha256: ref for ref in refs}.values():
                 self.verified(ref)  # raises StorageCorrupt for a chunk that rotted
@@ -236,6 +241,8 @@ class Chunks:
                 "the chunks do not add up to the declared sha256",
                 context={"declared": sha256, "actual": actual},
             )
+        if got.states is not None:
+            self.midstates.remember(ws_id, sha256, refs, got.states)
         return Content(sha256, md5, sum(ref.size for ref in refs), refs)
 
     def _check_manifest(self, ws_id: int, refs: list[ChunkRef], max_bytes: int | None) -> None:

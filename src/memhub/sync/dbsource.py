@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from memhub.errors import BadRequest
+from memhub.sync import dbhashes
 from memhub.sync import sqlite_snapshot as sq
 
 HEADER_BYTES = 100
@@ -55,6 +56,7 @@ class Source:
         self._conn = conn
         self.size = os.fstat(fd).st_size
         self.page_size = sq.header_page_size(path) if conn is None else _page_size(conn)
+        self.rehashed = self.resumed = 0  # chunks sha256'd, and not read for the whole's
 
     def read(self, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` (fewer at the end of the file); a read that
@@ -79,20 +81,27 @@ class Source:
             return sq.inspect(self.path)
         return sq.inspect_connection(self._conn, self.path, self.read(0, HEADER_BYTES))
 
-    def hash_chunks(self, chunk_size: int) -> tuple[str, int, list[sq.Chunk]]:
-        """sha256 of the whole, its size and its chunks, in one read (the whole's
-        digest on a second thread: hashlib lets go of the GIL)."""
-        whole = hashlib.sha256()
+    def hash_chunks(
+        self, chunk_size: int, known: dbhashes.Known | None = None
+    ) -> tuple[str, int, list[sq.Chunk], dbhashes.Known]:
+        """sha256 of the whole, its size, its chunks and the record of them for the next
+        push, in one read (the whole's digest on a second thread: the hashes let go of
+        the GIL); with ``known``, the record of the last push, only what changed since
+        is hashed with sha256 (:mod:`memhub.sync.dbhashes`)."""
+        hasher = dbhashes.Hasher(chunk_size, known)
         chunks: list[sq.Chunk] = []
         with ThreadPoolExecutor(1) as side:
             fed = side.submit(lambda: None)
-            for offset in range(0, self.size, chunk_size):
+            for index, offset in enumerate(range(0, self.size, chunk_size)):
                 piece = self.read(offset, chunk_size)
+                sha = hasher.chunk_sha256(index, piece)
                 fed.result()
-                fed = side.submit(whole.update, piece)
-                chunks.append(sq.Chunk(offset, len(piece), hashlib.sha256(piece).hexdigest()))
+                fed = side.submit(hasher.feed_whole, index, piece)
+                chunks.append(sq.Chunk(offset, len(piece), sha))
             fed.result()
-        return whole.hexdigest(), self.size, chunks
+        whole, record = hasher.finish()
+        self.rehashed, self.resumed = hasher.rehashed, hasher.resumed
+        return whole, self.size, chunks, record
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
@@ -133,6 +142,8 @@ def _pin(file: Path) -> Source | None:
             isolation_level=None,
             check_same_thread=False,  # the integrity check runs on a worker thread
         )
+        # read-only mapping: no checkpoint may shrink the file under this reader
+        conn.execute(f"PRAGMA mmap_size={sq.MMAP_BYTES}")
         if _reads_main_file_only(conn, file, fd):
             return Source(file, fd, conn)
     except sqlite3.Error:

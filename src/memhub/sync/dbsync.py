@@ -23,6 +23,9 @@ changed                unchanged              upload / skip (``local-newer``)
 unchanged              changed                skip (``remote-newer``) / download
 changed                changed                refused unless ``--overwrite``
 =====================  =====================  ==========================================
+
+(About 410 lines: one push's flow and the answers it gives; hashing is in
+:mod:`memhub.sync.dbhashes`, reading in :mod:`memhub.sync.dbsource`.)
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ from memhub.core.protocol import MAX_MANIFEST_CHUNKS
 from memhub.errors import (
     FencingTokenRejected,
     FileNotFound,
+    InvalidChecksum,
     InvalidPath,
     PreconditionFailed,
 )
-from memhub.sync import chunkupload, dbsource
+from memhub.sync import chunkupload, dbhashes, dbsource
 from memhub.sync import sqlite_snapshot as sq
 from memhub.sync.dbstate import DEFAULT_TTL, LeaseGuard, SyncState, default_holder
 
@@ -264,36 +268,29 @@ class _Push:
         base: dict[str, Any] | None,
         guard: LeaseGuard,
     ) -> tuple[str, int]:
+        """Hash; then, while the integrity check still runs on another thread, ask the
+        server what it lacks and upload that (chunks alone are no revision: unused ones
+        are collected by ``gc``). The commit, and every answer, waits for the check."""
         self.reporter.phase("check and hash")
         with ThreadPoolExecutor(1) as pool:  # integrity_check lets go of the GIL too
             checked = pool.submit(source.inspect)
-            most = TARGET_CHUNKS if chunk_size is None else MAX_MANIFEST_CHUNKS
-            effective = sq.chunk_size_for(
-                chunk_size or DEFAULT_CHUNK_SIZE, source.page_size, source.size, most
-            )
-            sha, size, chunks = source.hash_chunks(effective)
+            sha, chunks = self._hash(source, chunk_size)
+            head = remote_head(self.client, self.db_path)  # again, now that we hold the lease
+            if head and head["sha256"] == sha:
+                skip: tuple[str, int] | None = ("same-as-remote", int(head["rev"]))
+            elif head and base and base["sha256"] == sha:  # touched here; the server moved on
+                skip = ("remote-newer", int(base["rev"]))
+            else:
+                skip = None
+                if_match = self._if_match(head, base, overwrite)
+                self._upload_missing(source, chunks)
             info = checked.result()
-        self._lap("check_and_hash")
-        self.result.update(sha256=sha, size=size, chunk_size=effective, chunks_total=len(chunks))
+            self._lap("check")
         self.result.update(page_size=info.page_size, page_count=info.page_count)
         self.result["tables"] = info.tables
-        head = remote_head(self.client, self.db_path)  # again, now that we hold the lease
-        if head and head["sha256"] == sha:
-            self._done("same-as-remote", head)
-            return sha, int(head["rev"])
-        if head and base and base["sha256"] == sha:  # only touched here; the server moved on
-            self._done("remote-newer", head)
-            return sha, int(base["rev"])
-        if_match = self._if_match(head, base, overwrite)
-        missing = set(self._missing([c.sha256 for c in chunks]))
-        todo = list({c.sha256: c for c in chunks if c.sha256 in missing}.values())
-        self._lap("missing")
-        self.reporter.phase("upload", sum(c.size for c in todo))
-        wire = self._upload(source, todo)
-        self._lap("upload")
-        self.result.update(
-            chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo), wire_bytes_sent=wire
-        )
+        if skip is not None:
+            self._done(skip[0], head)
+            return sha, skip[1]
         self.reporter.phase("commit")
         body: dict[str, Any] = {
             "path": self.db_path,
@@ -308,6 +305,35 @@ class _Push:
         self._lap("commit")
         self.result.update(rev=rev, host=guard.holder)
         return sha, rev
+
+    def _hash(self, source: dbsource.Source, chunk_size: int | None) -> tuple[str, list[sq.Chunk]]:
+        """The whole file's sha256 and its chunks, from what changed since the last push
+        (:mod:`memhub.sync.dbhashes`)."""
+        most = TARGET_CHUNKS if chunk_size is None else MAX_MANIFEST_CHUNKS
+        effective = sq.chunk_size_for(
+            chunk_size or DEFAULT_CHUNK_SIZE, source.page_size, source.size, most
+        )
+        record = dbhashes.path_for(self.state.path.parent, self.file)
+        sha, size, chunks, known = source.hash_chunks(effective, dbhashes.load(record, effective))
+        dbhashes.save(record, known)  # bytes hashed, whatever the server says next
+        self._lap("hash")
+        self.result.update(sha256=sha, size=size, chunk_size=effective, chunks_total=len(chunks))
+        self.result.update(chunks_rehashed=source.rehashed, chunks_resumed=source.resumed)
+        return sha, chunks
+
+    def _upload_missing(self, source: dbsource.Source, chunks: list[sq.Chunk]) -> None:
+        """Send the chunks the server lacks in zstd-compressed batches."""
+        missing = set(self._missing([c.sha256 for c in chunks]))
+        todo = list({c.sha256: c for c in chunks if c.sha256 in missing}.values())
+        self._lap("missing")
+        self.reporter.phase("upload", sum(c.size for c in todo))
+        wire = chunkupload.upload(
+            self.client, todo, lambda c: source.read(c.offset, c.size), self.reporter.advance
+        )
+        self._lap("upload")
+        self.result.update(
+            chunks_sent=len(todo), bytes_sent=sum(c.size for c in todo), wire_bytes_sent=wire
+        )
 
     def _if_match(
         self, head: dict[str, Any] | None, base: dict[str, Any] | None, overwrite: bool
@@ -339,12 +365,6 @@ class _Push:
             found += self.client.missing_chunks(unique[start : start + MISSING_BATCH])
         return found
 
-    def _upload(self, source: dbsource.Source, todo: list[sq.Chunk]) -> int:
-        """Send the missing chunks in zstd-compressed batches; the bytes on the wire."""
-        return chunkupload.upload(
-            self.client, todo, lambda c: source.read(c.offset, c.size), self.reporter.advance
-        )
-
     def _commit(self, body: dict[str, Any]) -> WriteInfo:
         try:
             return self.client.commit(body)
@@ -354,6 +374,9 @@ class _Push:
                 context=exc.context,
                 hint="another host is pushing this database: pull when it is done",
             ) from exc
+        except InvalidChecksum:  # the chunks do not add up: hash everything next time
+            dbhashes.path_for(self.state.path.parent, self.file).unlink(missing_ok=True)
+            raise
         except PreconditionFailed as exc:
             raise PreconditionFailed(
                 f"{self.db_path} changed on the server while this push ran; "
