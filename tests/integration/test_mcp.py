@@ -27,9 +27,9 @@ from mcp import Client
 from mcp_agent import READ_TOOLS, agent_flow, call, error
 from memhub.errors import FileNotFound
 from memhub.mcp import server as mcp_server
-from memhub.mcp.connect import FixedConnector, asgi_client, index_dir
-from memhub.mcp.hub import Hub
+from memhub.mcp.connect import FixedConnector, index_dir
 from memhub.mcp.server import build_server
+from memhub.mcp.services import ServiceHub
 
 A, B = "alpha", "beta"
 MARKER_A = "Zorblaxquintessa"
@@ -58,8 +58,8 @@ def app(tmp_path: Path) -> FastAPI:
 async def in_memory(
     app: FastAPI, key: str, workspace: str, **options: Any
 ) -> AsyncIterator[Client]:
-    async with app.router.lifespan_context(app), asgi_client(app) as http:
-        hub = Hub(http, workspace, {"authorization": f"Bearer {key}"})
+    async with app.router.lifespan_context(app):
+        hub = ServiceHub(app.state, app.state.keys.verify(key).principal(), workspace)
         async with Client(build_server(FixedConnector(hub), follow=hub), **options) as client:
             yield client
 

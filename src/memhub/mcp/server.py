@@ -20,7 +20,6 @@ import logging
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -129,8 +128,8 @@ class _FileList:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams
     ) -> ListResourcesResult:
-        h = self.connector.hub(ctx.request)
         try:
+            h = self.connector.hub(ctx.request)
             listing = await h.list_files("", RESOURCE_PAGE, params.cursor or None)
         except MemhubError as exc:
             raise _mcp_error(exc) from exc
@@ -237,8 +236,8 @@ def _add_resources(server: MCPServer[Connector]) -> None:
         mime_type="text/plain",
     )
     async def memory_file(workspace: str, path: str, ctx: Context) -> str:
-        h = replace(connector_of(ctx).hub(ctx.request_context.request), workspace=workspace)
         try:
+            h = connector_of(ctx).hub(ctx.request_context.request).at(workspace)
             found = await h.read(path)
         except MemhubError as exc:
             raise ResourceError(explain(exc)) from exc
@@ -256,8 +255,8 @@ def _add_resources(server: MCPServer[Connector]) -> None:
             Literal["basic", "wide", "deep", "temporal"], Field(description="How much to load.")
         ] = "wide",
     ) -> list[UserMessage]:
-        h = connector_of(ctx).hub(ctx.request_context.request)
         try:
+            h = connector_of(ctx).hub(ctx.request_context.request)
             result = await h.context(
                 {"conversation": [{"role": "user", "content": message}], "depth": depth}
             )
