@@ -9,6 +9,7 @@ the file resource and the prompt.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -120,6 +121,7 @@ def test_tool_schemas_are_described(app: FastAPI) -> None:
         for t in tools:
             assert t.description and len(t.description) > 30, t.name
             assert t.output_schema is not None, t.name
+            assert "$ref" not in json.dumps(t.output_schema), t.name  # inlined for clients
             assert t.annotations is not None
             assert t.annotations.read_only_hint is (t.name in READ_TOOLS), t.name
             for name, prop in t.input_schema.get("properties", {}).items():

@@ -51,7 +51,14 @@ from memhub import __version__
 from memhub.errors import MemhubError
 from memhub.mcp.follow import follow_changes, head_rev, resource_uri
 from memhub.mcp.hub import Hub
-from memhub.mcp.registry import Connector, connector_of, explain, load_tools, tool_annotations
+from memhub.mcp.registry import (
+    Connector,
+    connector_of,
+    explain,
+    inline_refs,
+    load_tools,
+    tool_annotations,
+)
 
 INSTRUCTIONS = """\
 memhub is this agent's long-term memory: versioned files (markdown notes, instructions),
@@ -101,6 +108,10 @@ def build_server(connector: Connector, *, follow: Hub | None = None) -> MCPServe
             annotations=tool_annotations(spec),
             structured_output=True,
         )
+        # published before anything reads it (the SDK caches a tool's schema on first read)
+        registered = server._tool_manager.get_tool(spec.name)
+        if registered is not None and registered.fn_metadata.output_schema is not None:
+            registered.fn_metadata.output_schema = inline_refs(registered.fn_metadata.output_schema)
     server.middleware.append(_ScopeFilter(connector, {n for n, s in tools.items() if s.write}))
     _add_resources(server)
     # the SDK's MCPServer lists only static resources and serves no resources/subscribe:
