@@ -93,22 +93,22 @@ class ServiceHub:
         request = body_of(memory_routes.SearchRequest, body)
         return await run_in_threadpool(
             memory_routes.v1_search,
-            self.workspace,
-            request,
-            Response(),
-            self.state.memory,
-            self.principal,
+            workspace=self.workspace,
+            body=request,
+            response=Response(),
+            memory=self.state.memory,
+            principal=self.principal,
         )
 
     async def context(self, body: dict[str, Any]) -> ContextResult:
         request = body_of(memory_routes.ContextRequest, body)
         return await run_in_threadpool(
             memory_routes.v1_context,
-            self.workspace,
-            request,
-            Response(),
-            self.state.memory,
-            self.principal,
+            workspace=self.workspace,
+            body=request,
+            response=Response(),
+            memory=self.state.memory,
+            principal=self.principal,
         )
 
     # -- files ------------------------------------------------------------------------
@@ -171,7 +171,11 @@ class ServiceHub:
 
     async def revision(self, rev: int) -> dict[str, Any]:
         return await run_in_threadpool(
-            v1_files.get_revision, self.workspace, rev, self.state.store, self.principal
+            v1_files.get_revision,
+            workspace=self.workspace,
+            rev=rev,
+            store=self.state.store,
+            principal=self.principal,
         )
 
     async def history(self, path: str, limit: int) -> list[dict[str, Any]]:
@@ -215,26 +219,40 @@ class ServiceHub:
     async def add_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = body_of(item_routes.CreateItems, {"items": items})
         added = await item_routes.create_items(
-            self.workspace, body, self.state.items, self.principal
+            workspace=self.workspace, body=body, items=self.state.items, principal=self.principal
         )
         return list(_json(added)["items"])
 
     async def list_items(self, cube: str | None, offset: int, limit: int) -> dict[str, Any]:
         page = await item_routes.list_items(
-            self.workspace, self.state.items, self.principal, cube, offset, limit, None
+            workspace=self.workspace,
+            items=self.state.items,
+            principal=self.principal,
+            cube_id=cube,
+            offset=offset,
+            limit=limit,
+            filter=None,
         )
         return _json(page)
 
     async def search_items(self, body: dict[str, Any]) -> dict[str, Any]:
         request = body_of(item_routes.ItemSearch, body)
         found = await item_routes.search_items(
-            self.workspace, request, Response(), self.state.items, self.principal
+            workspace=self.workspace,
+            body=request,
+            response=Response(),
+            items=self.state.items,
+            principal=self.principal,
         )
         return _json(found)
 
     async def delete_item(self, item_id: str, if_rev: int | None) -> dict[str, Any]:
         deleted = await item_routes.delete_item(
-            self.workspace, segment_id(item_id), self.state.items, self.principal, if_rev
+            workspace=self.workspace,
+            item_id=segment_id(item_id),
+            items=self.state.items,
+            principal=self.principal,
+            if_rev=if_rev,
         )
         return _json(deleted)
 
@@ -243,22 +261,34 @@ class ServiceHub:
     async def process_session(self, body: dict[str, Any]) -> dict[str, Any]:
         request = body_of(session_routes.V1ProcessBody, body)
         return await session_routes.v1_process(
-            self.workspace, request, self.state.sessions, self.principal
+            workspace=self.workspace,
+            body=request,
+            sessions=self.state.sessions,
+            principal=self.principal,
         )
 
     async def session(self, session_id: str) -> dict[str, Any]:
         return await session_routes.v1_get(
-            self.workspace, segment_id(session_id), self.state.sessions, self.principal
+            workspace=self.workspace,
+            session_id=segment_id(session_id),
+            sessions=self.state.sessions,
+            principal=self.principal,
         )
 
     async def commit_session(self, session_id: str) -> dict[str, Any]:
         return await session_routes.v1_commit(
-            self.workspace, segment_id(session_id), self.state.sessions, self.principal
+            workspace=self.workspace,
+            session_id=segment_id(session_id),
+            sessions=self.state.sessions,
+            principal=self.principal,
         )
 
     async def discard_session(self, session_id: str) -> None:
         await session_routes.v1_discard(
-            self.workspace, segment_id(session_id), self.state.sessions, self.principal
+            workspace=self.workspace,
+            session_id=segment_id(session_id),
+            sessions=self.state.sessions,
+            principal=self.principal,
         )
 
 
