@@ -6,11 +6,15 @@ Run: ``.venv/bin/python bench/mcp.py [--quick] [--json-out PATH] [--scratch DIR]
 One ``memhub serve`` subprocess on a fresh data dir (the embedded default:
 SQLite + local blobs), rate limiter on with limits it never reaches, seeded
 with markdown notes. One client process, one event loop, concurrency 1. Three
-operations, each done four ways in turn, call by call: REST, and the MCP tool
-through the SDK's own client twice, on the 2026 protocol (``mode="auto"``: the
+operations, each done five ways in turn, call by call: REST; the MCP tool through
+the SDK's own client twice, on the 2026 protocol (``mode="auto"``: the
 per-request envelope, the SDK's single-exchange entry) and on the 2025
 handshake protocol (``mode="legacy"``, what most clients in the field speak;
-memhub serves these in place, ``memhub/mcp/exchange.py``):
+memhub serves these in place, ``memhub/mcp/exchange.py``); and the same 2025-era
+``tools/call`` POST made by the bare httpx client of the REST series (``raw``:
+after one ``initialize``, with the headers the SDK client sends, the JSON
+response parsed), which is the protocol and the server without the SDK client's
+own work:
 
 ============  ===============================================  ====================================
 operation     REST (the baseline)                              MCP tool (``POST /mcp``, stateless)
@@ -20,13 +24,16 @@ read          ``GET /v1/workspaces/default/files/{path}``      ``read_file``
 write         ``PUT …/files/{new path}`` + ``If-None-Match``   ``write_file`` (no base_rev: create)
 ============  ===============================================  ====================================
 
-Each iteration runs REST, MCP, MCP 2025, then REST again (``REST'``, the A/A
-control: the same request twice shows the noise floor). Rounds are
+Each iteration runs REST, MCP, MCP 2025, raw, then REST again (``REST'``, the
+A/A control: the same request twice shows the noise floor). Rounds are
 interleaved; the summary is the median over rounds of each round's p50
-difference (MCP − REST, in ms) and ratio (MCP ÷ REST). The aim: MCP adds
-≤ 2 ms at p50. Server and client CPU time per call are measured in blocks of
-calls beside the latencies: the client's share is the SDK client's own work,
-which no server change can remove.
+difference (MCP − REST, in ms) and ratio (MCP ÷ REST). The aim (issue 10): an
+MCP tool call adds ≤ 2 ms at p50 over the same REST request, read on the raw
+series: the same HTTP client both ways, so the difference is the protocol and
+memhub's server; the SDK series add the SDK client's own work on top (JSON-RPC
+plumbing, pydantic models, the jsonschema check of every result), which memhub
+does not run and can only shrink by sending less. Server and client CPU time per
+call are measured in blocks of calls beside the latencies.
 
 ``--baseline-src DIR`` serves another tree's sources too (``DIR`` is its
 ``src``, e.g. ``git archive main src | tar -x -C /tmp/main``), on its own data
@@ -156,6 +163,58 @@ def mcp_ways(mcp: Client, run_id: str) -> dict[str, Call]:
     return {"search": search, "read": read, "write": write}
 
 
+AIM_MS = 2.0
+RAW_VERSION = "2025-11-25"  # what the SDK's legacy client negotiates
+RAW_HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "mcp-protocol-version": RAW_VERSION,
+}
+
+
+async def raw_session(rest: httpx2.AsyncClient) -> None:
+    """The one ``initialize`` (and ``notifications/initialized``) a 2025-era client sends."""
+    params = {
+        "protocolVersion": RAW_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"},
+    }
+    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    headers = {k: v for k, v in RAW_HEADERS.items() if k != "mcp-protocol-version"}
+    r = await rest.post("/mcp", json=body, headers=headers)
+    assert r.status_code == 200 and "result" in r.json(), r.text
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    r = await rest.post("/mcp", json=note, headers=RAW_HEADERS)
+    assert r.status_code in (200, 202), r.text
+
+
+def raw_ways(rest: httpx2.AsyncClient, run_id: str) -> dict[str, Call]:
+    """The tool calls as bare JSON-RPC POSTs on the REST series' own client."""
+    counter = iter(range(10**9))
+
+    async def tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        params = {"name": name, "arguments": arguments}
+        body = {"jsonrpc": "2.0", "id": next(counter), "method": "tools/call", "params": params}
+        r = await rest.post("/mcp", json=body, headers=RAW_HEADERS)
+        result = r.json()["result"]
+        assert r.status_code == 200 and not result.get("isError"), r.text
+        structured: dict[str, Any] = result["structuredContent"]
+        return structured
+
+    async def search(i: int) -> None:
+        found = await tool("search_memory", {"query": WORDS[i % len(WORDS)], "k": 10})
+        assert found["results"]
+
+    async def read(i: int) -> None:
+        await tool("read_file", {"path": f"notes/n{i % 50}.md"})
+
+    async def write(_i: int) -> None:
+        path = f"bench/{run_id}/raw-{next(counter)}.md"
+        await tool("write_file", {"path": path, "content": "# x\nhello\n"})
+
+    return {"search": search, "read": read, "write": write}
+
+
 def ways(
     rest: httpx2.AsyncClient, mcp: Client, legacy: Client, run_id: str
 ) -> dict[str, dict[str, Call]]:
@@ -163,6 +222,7 @@ def ways(
         "REST": rest_ways(rest, run_id),
         "MCP": mcp_ways(mcp, run_id),
         "MCP 2025": mcp_ways(legacy, f"{run_id}-2025"),
+        "raw": raw_ways(rest, run_id),
     }
     return {op: {way: calls[op] for way, calls in by_way.items()} for op in by_way["REST"]}
 
@@ -201,7 +261,7 @@ class Served:
     pid: int
 
 
-WAYS = ("REST", "MCP", "MCP 2025")
+WAYS = ("REST", "MCP", "MCP 2025", "raw")
 
 
 @contextlib.asynccontextmanager
@@ -219,6 +279,7 @@ async def clients(served: Served, plan: dict[str, int]) -> AsyncIterator[dict[st
         assert mcp.protocol_version == "2026-07-28", mcp.protocol_version
         assert old.protocol_version.startswith("2025"), old.protocol_version
         await seed(rest, plan["notes"])
+        await raw_session(rest)
         table = ways(rest, mcp, old, os.urandom(4).hex())
         yield {f"{op} {way}": call for op, series in table.items() for way, call in series.items()}
 
@@ -265,7 +326,7 @@ def summarise(
     out = {}
     for op, per_round in rounds.items():
         med = statistics.median
-        rest, mcp, legacy = (f"{prefix}{way}" for way in WAYS)
+        rest, mcp, legacy, raw = (f"{prefix}{way}" for way in WAYS)
         out[op] = {
             "rest_p50_ms": med(r[rest] for r in per_round),
             "mcp_p50_ms": med(r[mcp] for r in per_round),
@@ -273,13 +334,18 @@ def summarise(
             "mcp_over_rest": med(r[mcp] / r[rest] for r in per_round),
             "mcp2025_p50_ms": med(r[legacy] for r in per_round),
             "mcp2025_minus_rest_ms": med(r[legacy] - r[rest] for r in per_round),
+            "raw_p50_ms": med(r[raw] for r in per_round),
+            "raw_minus_rest_ms": med(r[raw] - r[rest] for r in per_round),
+            "raw_over_rest": med(r[raw] / r[rest] for r in per_round),
             "aa_diff_ms": med(r["REST'"] - r["REST"] for r in per_round),
             "rest_server_cpu_ms": med(r[f"{rest} server cpu"] for r in per_round),
             "mcp_server_cpu_ms": med(r[f"{mcp} server cpu"] for r in per_round),
             "mcp2025_server_cpu_ms": med(r[f"{legacy} server cpu"] for r in per_round),
+            "raw_server_cpu_ms": med(r[f"{raw} server cpu"] for r in per_round),
             "rest_client_cpu_ms": med(r[f"{rest} client cpu"] for r in per_round),
             "mcp_client_cpu_ms": med(r[f"{mcp} client cpu"] for r in per_round),
             "mcp2025_client_cpu_ms": med(r[f"{legacy} client cpu"] for r in per_round),
+            "raw_client_cpu_ms": med(r[f"{raw} client cpu"] for r in per_round),
         }
     return out
 
@@ -287,23 +353,32 @@ def summarise(
 def print_tables(summary: dict[str, dict[str, float]], plan: dict[str, int], title: str) -> None:
     print(f"\n{title}: MCP over streamable HTTP vs REST, concurrency 1, {plan['rounds']} "
           f"rounds x {plan['calls']} calls")  # fmt: skip
-    print(f"{'operation':<10}{'REST p50':>10}{'MCP p50':>10}{'MCP-REST':>10}{'MCP/REST':>9}"
-          f"{'2025 p50':>10}{'2025-REST':>10}{'A/A diff':>10}")  # fmt: skip
+    print("latency p50, ms; MCP/2025: the SDK's client (2026 / 2025 protocol); raw: the same "
+          "2025 tools/call on the REST series' bare httpx client")  # fmt: skip
+    print(f"{'operation':<10}{'REST':>7}{'raw':>7}{'raw-REST':>9}{'MCP':>7}{'MCP-REST':>9}"
+          f"{'2025':>7}{'2025-REST':>10}{'A/A':>7}")  # fmt: skip
     for op, s in summary.items():
-        print(f"{op:<10}{s['rest_p50_ms']:>8.2f}ms{s['mcp_p50_ms']:>8.2f}ms"
-              f"{s['mcp_minus_rest_ms']:>+8.2f}ms{s['mcp_over_rest']:>8.2f}x"
-              f"{s['mcp2025_p50_ms']:>8.2f}ms{s['mcp2025_minus_rest_ms']:>+8.2f}ms"
-              f"{s['aa_diff_ms']:>+8.2f}ms")  # fmt: skip
+        print(f"{op:<10}{s['rest_p50_ms']:>7.2f}{s['raw_p50_ms']:>7.2f}"
+              f"{s['raw_minus_rest_ms']:>+9.2f}{s['mcp_p50_ms']:>7.2f}"
+              f"{s['mcp_minus_rest_ms']:>+9.2f}{s['mcp2025_p50_ms']:>7.2f}"
+              f"{s['mcp2025_minus_rest_ms']:>+10.2f}{s['aa_diff_ms']:>+7.2f}")  # fmt: skip
     print("\nCPU time per call, ms (blocks of calls; steadier than latency on a loaded machine)")
-    print(f"{'operation':<10}{'srv REST':>9}{'srv MCP':>9}{'+MCP':>7}{'srv 2025':>9}{'+2025':>7}"
-          f"{'cli REST':>9}{'cli MCP':>9}{'cli 2025':>9}")  # fmt: skip
+    print(f"{'operation':<10}{'srv REST':>9}{'srv raw':>8}{'+raw':>6}{'srv MCP':>8}{'+MCP':>6}"
+          f"{'srv 2025':>9}{'+2025':>6}{'cli REST':>9}{'cli raw':>8}{'cli MCP':>8}"
+          f"{'cli 2025':>9}")  # fmt: skip
     for op, s in summary.items():
-        print(f"{op:<10}{s['rest_server_cpu_ms']:>9.2f}{s['mcp_server_cpu_ms']:>9.2f}"
-              f"{s['mcp_server_cpu_ms'] - s['rest_server_cpu_ms']:>+7.2f}"
-              f"{s['mcp2025_server_cpu_ms']:>9.2f}"
-              f"{s['mcp2025_server_cpu_ms'] - s['rest_server_cpu_ms']:>+7.2f}"
-              f"{s['rest_client_cpu_ms']:>9.2f}{s['mcp_client_cpu_ms']:>9.2f}"
+        base = s["rest_server_cpu_ms"]
+        print(f"{op:<10}{base:>9.2f}{s['raw_server_cpu_ms']:>8.2f}"
+              f"{s['raw_server_cpu_ms'] - base:>+6.2f}{s['mcp_server_cpu_ms']:>8.2f}"
+              f"{s['mcp_server_cpu_ms'] - base:>+6.2f}{s['mcp2025_server_cpu_ms']:>9.2f}"
+              f"{s['mcp2025_server_cpu_ms'] - base:>+6.2f}{s['rest_client_cpu_ms']:>9.2f}"
+              f"{s['raw_client_cpu_ms']:>8.2f}{s['mcp_client_cpu_ms']:>8.2f}"
               f"{s['mcp2025_client_cpu_ms']:>9.2f}")  # fmt: skip
+    verdicts = ", ".join(
+        f"{op} {added:+.2f} ms {'met' if added <= AIM_MS else 'NOT met'}"
+        for op, added in ((op, s["raw_minus_rest_ms"]) for op, s in summary.items())
+    )
+    print(f"\naim (raw - REST <= {AIM_MS} ms at p50): {verdicts}")
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     ├── PreconditionFailed          412 PRECONDITION_FAILED
     │   └── FencingTokenRejected    412 FENCING_TOKEN_REJECTED
     ├── PayloadTooLarge             413 PAYLOAD_TOO_LARGE
+    ├── InvalidRequest              422 VALIDATION_ERROR (a body or parameter fails its schema)
     ├── RateLimited                 429 RATE_LIMITED
     ├── LLMUnavailable              502 LLM_UNAVAILABLE
     ├── StorageUnavailable          503 STORAGE_UNAVAILABLE
@@ -168,6 +169,13 @@ class FencingTokenRejected(PreconditionFailed):
 class PayloadTooLarge(MemhubError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"
+
+
+class InvalidRequest(MemhubError):
+    """A request body or parameter that fails its schema (a length, a range, a type)."""
+
+    status = 422
+    code = "VALIDATION_ERROR"
 
 
 class RateLimited(MemhubError):

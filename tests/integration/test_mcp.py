@@ -9,6 +9,7 @@ the file resource and the prompt.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,14 +23,15 @@ from apiclient import build_app
 from fastapi import FastAPI
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ResourceUpdatedNotification
+from starlette.requests import Request
 
 from mcp import Client
 from mcp_agent import READ_TOOLS, agent_flow, call, error
-from memhub.errors import FileNotFound
+from memhub.errors import FileNotFound, Forbidden, Unauthorized, WorkspaceNotFound
 from memhub.mcp import server as mcp_server
-from memhub.mcp.connect import FixedConnector, asgi_client, index_dir
-from memhub.mcp.hub import Hub
+from memhub.mcp.connect import FixedConnector, index_dir
 from memhub.mcp.server import build_server
+from memhub.mcp.services import ServiceConnector, ServiceHub
 
 A, B = "alpha", "beta"
 MARKER_A = "Zorblaxquintessa"
@@ -58,8 +60,8 @@ def app(tmp_path: Path) -> FastAPI:
 async def in_memory(
     app: FastAPI, key: str, workspace: str, **options: Any
 ) -> AsyncIterator[Client]:
-    async with app.router.lifespan_context(app), asgi_client(app) as http:
-        hub = Hub(http, workspace, {"authorization": f"Bearer {key}"})
+    async with app.router.lifespan_context(app):
+        hub = ServiceHub(app.state, app.state.keys.verify(key).principal(), workspace)
         async with Client(build_server(FixedConnector(hub), follow=hub), **options) as client:
             yield client
 
@@ -120,6 +122,7 @@ def test_tool_schemas_are_described(app: FastAPI) -> None:
         for t in tools:
             assert t.description and len(t.description) > 30, t.name
             assert t.output_schema is not None, t.name
+            assert "$ref" not in json.dumps(t.output_schema), t.name  # inlined for clients
             assert t.annotations is not None
             assert t.annotations.read_only_hint is (t.name in READ_TOOLS), t.name
             for name, prop in t.input_schema.get("properties", {}).items():
@@ -561,5 +564,38 @@ def test_a_tool_call_counts_once_against_the_rate_limit(tmp_path: Path) -> None:
             )
             assert response.status_code == 429
             assert (await http.post("/mcp", json=calls[1], headers=forged)).status_code == 429
+
+    run(test)
+
+
+def test_service_connector_takes_the_principal_admission_left(app: FastAPI) -> None:
+    """``/mcp``'s hub is the caller's: no principal in the request is refused (never a
+    default), and X-Memhub-Workspace names a workspace the services still check."""
+    connector = ServiceConnector(app.state, app.state.default_workspace)
+
+    def request(principal: Any, headers: dict[str, str] | None = None) -> Request:
+        raw = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        state = {"principal": principal} if principal is not None else {}
+        return Request({"type": "http", "method": "POST", "headers": raw, "state": state})
+
+    with pytest.raises(Unauthorized):
+        connector.hub(request(None))
+    with pytest.raises(Unauthorized):
+        connector.hub(None)
+    assert connector.scopes(request(None)) == frozenset()
+    reader = app.state.keys.verify(app.state.mcp_keys["a_read"]).principal()
+    assert connector.hub(request(reader)).workspace == A
+    assert connector.scopes(request(reader)) == frozenset({"read"})
+    elsewhere = connector.hub(request(reader, {"x-memhub-workspace": B}))
+    assert elsewhere.workspace == B
+
+    async def test() -> None:
+        async with app.router.lifespan_context(app):
+            with pytest.raises(WorkspaceNotFound):
+                await elsewhere.list_files("", 10)
+            with pytest.raises(Forbidden):
+                await connector.hub(request(reader)).write("notes/x.md", b"x")
+        with pytest.raises(FileNotFound):
+            app.state.store.stat(A, "notes/x.md")
 
     run(test)

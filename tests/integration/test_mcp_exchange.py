@@ -24,9 +24,9 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from mcp import Client
 from mcp_agent import agent_flow, call, error
-from memhub.mcp.connect import FixedConnector, asgi_client
-from memhub.mcp.hub import Hub
+from memhub.mcp.connect import FixedConnector
 from memhub.mcp.server import build_server
+from memhub.mcp.services import ServiceHub
 
 WS = "alpha"
 LEGACY = "2025-06-18"
@@ -98,8 +98,9 @@ async def both(app: FastAPI, key: str) -> AsyncIterator[tuple[httpx.AsyncClient,
     """A client of the app's ``/mcp``, and one of the SDK's own stateless JSON transport
     over the same tools, the same key and the same data."""
     auth = {"authorization": f"Bearer {key}"}
-    async with app.router.lifespan_context(app), asgi_client(app) as inner:
-        reference = build_server(FixedConnector(Hub(inner, WS, auth)))
+    async with app.router.lifespan_context(app):
+        principal = app.state.keys.verify(key).principal()
+        reference = build_server(FixedConnector(ServiceHub(app.state, principal, WS)))
         sdk_app = reference.streamable_http_app(
             stateless_http=True,
             json_response=True,

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from memhub.errors import BadRequest
-from memhub.mcp.hub import Hub
+from memhub.mcp.rest import RestHub
 
 
 @pytest.mark.parametrize("bad", ["", ".", ".."])
@@ -16,7 +16,7 @@ def test_ids_that_are_not_one_path_segment_are_refused(bad: str) -> None:
     async def test() -> None:
         # nothing listens there: a request that got out would fail with STORAGE_UNAVAILABLE
         async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as http:
-            hub = Hub(http, "default")
+            hub = RestHub(http, "default")
             for call in (
                 hub.delete_item(bad, None),
                 hub.session(bad),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,9 +15,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from memhub.errors import MemhubError
+from memhub.errors import InvalidRequest, MemhubError
 
 log = logging.getLogger("memhub.api")
+
+
+def invalid_request(errors: Sequence[Any]) -> InvalidRequest:
+    """A request that failed validation, named by its first error: FastAPI's errors (their
+    ``loc`` starts with where the value was: ``body``, ``query``, ``path``), or a body
+    model's own, located under ``body`` by the caller (the MCP tools' in-process hub)."""
+    listed = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in errors
+    ]
+    first = listed[0] if listed else {"loc": [], "msg": "invalid request"}
+    where = ".".join(first["loc"][1:] if len(first["loc"]) > 1 else first["loc"])
+    detail = f"invalid request: {where}: {first['msg']}" if where else str(first["msg"])
+    return InvalidRequest(detail, context={"errors": listed})
 
 
 def error_response(exc: MemhubError) -> JSONResponse:
@@ -56,20 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(first["loc"][1:] if len(first["loc"]) > 1 else first["loc"])
-        return JSONResponse(
-            {
-                "detail": f"invalid request: {where}: {first['msg']}" if where else first["msg"],
-                "error_code": "VALIDATION_ERROR",
-                "context": {"errors": errors},
-            },
-            status_code=422,
-        )
+        return error_response(invalid_request(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

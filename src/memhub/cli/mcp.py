@@ -60,13 +60,13 @@ def mcp(
     chosen = profile(server, key, workspace)
 
     async def run() -> None:
-        if chosen.explicit:
-            connector = remote_connector(chosen)
-            async with connector.fixed.http:
-                await build_server(connector, follow=connector.fixed).run_stdio_async()
-        else:
-            async with local_connector(load_settings(data_dir), chosen.workspace) as local:
-                await build_server(local, follow=local.fixed).run_stdio_async()
+        connecting = (
+            remote_connector(chosen)
+            if chosen.explicit
+            else local_connector(load_settings(data_dir), chosen.workspace)
+        )
+        async with connecting as connector:
+            await build_server(connector, follow=connector.fixed).run_stdio_async()
 
     try:
         anyio.run(run)

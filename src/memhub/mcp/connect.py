@@ -1,12 +1,13 @@
-"""Connectors: how a tool call reaches memhub's HTTP API.
+"""Connectors: which hub a tool call gets.
 
 - :class:`FixedConnector`: one hub for the whole process (``memhub mcp`` over
-  stdio): a remote server with the profile's key, or the local data dir through
-  an in-process app (:func:`local_connector`).
-- :class:`ForwardingConnector`: ``/mcp`` inside the server. Each request's
-  credentials are forwarded to the same app in this process, so
-  the REST routes authorise every tool call exactly as they authorise REST
-  calls; the workspace is the key's own, or ``X-Memhub-Workspace``.
+  stdio): a remote server's REST API with the profile's key
+  (:func:`remote_connector`), or the local data dir's services in this process
+  as the local admin key's principal (:func:`local_connector`).
+
+``/mcp`` inside the server gets its hub per request from
+:class:`~memhub.mcp.services.ServiceConnector`. The services are imported only
+by what uses them: a remote ``memhub mcp`` does not load the server.
 """
 
 from __future__ import annotations
@@ -21,15 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from memhub.mcp.asgi import AsgiClient
-from memhub.mcp.hub import HttpClient, Hub
+from memhub.errors import Unauthorized
+from memhub.mcp.hub import Hub
+from memhub.mcp.rest import RestHub
 
 if TYPE_CHECKING:
     from memhub.client.profile import Profile
     from memhub.config import Settings
-
-FORWARDED = ("authorization", "x-api-key", "x-internal-service")
-WORKSPACE_HEADER = "x-memhub-workspace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,36 +42,14 @@ class FixedConnector:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class ForwardingConnector:
-    http: HttpClient
-    default_workspace: str
-
-    def hub(self, request: Any) -> Hub:
-        if request is None:  # not over HTTP: nothing to forward, the API will say 401
-            return Hub(self.http, self.default_workspace)
-        headers = {k: v for k in FORWARDED if (v := request.headers.get(k)) is not None}
-        principal = request.scope.get("state", {}).get("principal")
-        home = getattr(principal, "workspace", None) or self.default_workspace
-        workspace = request.headers.get(WORKSPACE_HEADER) or home
-        return Hub(self.http, workspace, headers)
-
-    def scopes(self, request: Any) -> frozenset[str] | None:
-        principal = request.scope.get("state", {}).get("principal") if request else None
-        return frozenset(principal.scopes) if principal is not None else frozenset()
-
-
-def asgi_client(app: Any) -> AsgiClient:
-    """A client of ``app`` in this process. Its requests are marked in-process (see
-    :func:`memhub.auth.admission.in_process`): one tool call on ``/mcp`` counts once
-    against its key's rate limit, however many REST requests it makes."""
-    return AsgiClient(app)
-
-
-def remote_connector(profile: Profile, timeout: float = 60.0) -> FixedConnector:
+@asynccontextmanager
+async def remote_connector(
+    profile: Profile, timeout: float = 60.0
+) -> AsyncIterator[FixedConnector]:
+    """A remote server's REST API with the profile's key (its HTTP client open meanwhile)."""
     headers = {"authorization": f"Bearer {profile.key}"} if profile.key else {}
-    http = httpx.AsyncClient(base_url=profile.server, timeout=timeout)
-    return FixedConnector(Hub(http, profile.workspace, headers))
+    async with httpx.AsyncClient(base_url=profile.server, timeout=timeout) as http:
+        yield FixedConnector(RestHub(http, profile.workspace, headers))
 
 
 @contextmanager
@@ -108,18 +85,21 @@ def _try_lock(fd: int) -> bool:
 
 @asynccontextmanager
 async def local_connector(settings: Settings, workspace: str) -> AsyncIterator[FixedConnector]:
-    """The local data dir through an in-process app (its lifespan runs here), with the
-    embedded default's admin key. Rate limits are off: this is one user's own store."""
+    """The local data dir's services in this process (the app's lifespan runs here, for
+    the index and the change notifier), as the principal of the embedded default's admin
+    key: the user who owns the data dir, as every other client command on it."""
     from memhub.api.app import create_app
     from memhub.auth.local import ensure_local_admin_key
+    from memhub.mcp.services import ServiceHub
 
     with ExitStack() as stack:
         index = settings.index_dir or stack.enter_context(index_dir(settings.data_dir))
-        settings = settings.model_copy(update={"rate_limit_enabled": False, "index_dir": index})
+        settings = settings.model_copy(update={"index_dir": index})
         app = create_app(settings)
-        path, _created = ensure_local_admin_key(
-            settings.data_dir, app.state.keys, settings.default_workspace
-        )
-        key = path.read_text(encoding="utf-8").strip()
-        async with app.router.lifespan_context(app), asgi_client(app) as http:
-            yield FixedConnector(Hub(http, workspace, {"authorization": f"Bearer {key}"}))
+        keys = app.state.keys
+        path, _created = ensure_local_admin_key(settings.data_dir, keys, settings.default_workspace)
+        record = keys.verify(path.read_text(encoding="utf-8").strip())
+        if record is None:  # pragma: no cover - verify with I/O answers or raises
+            raise Unauthorized("the local admin key is not usable")
+        async with app.router.lifespan_context(app):
+            yield FixedConnector(ServiceHub(app.state, record.principal(), workspace))

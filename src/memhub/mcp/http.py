@@ -4,8 +4,8 @@ The route sits behind the app's middleware like every other route, so the
 admission middleware authenticates and rate-limits each MCP request before it
 gets here. The MCP server runs stateless with JSON responses: every POST is
 self-contained, so any node behind a load balancer can answer it. Its tools
-call the same app in this process (:class:`~memhub.mcp.asgi.AsgiClient`) with
-the caller's credentials (:class:`~memhub.mcp.connect.ForwardingConnector`).
+call the app's services in this process as the principal admission authenticated
+(:class:`~memhub.mcp.services.ServiceConnector`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from memhub.errors import StorageUnavailable
-from memhub.mcp.asgi import AsgiClient
-from memhub.mcp.connect import ForwardingConnector, asgi_client
 from memhub.mcp.exchange import handshake_era, serve_in_place
+from memhub.mcp.registry import Connector
 from memhub.mcp.server import build_server
 
 PATH = "/mcp"
@@ -43,8 +42,8 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def run(self, app: Any) -> AsyncIterator[None]:
-        async with asgi_client(app) as http, anyio.create_task_group() as tasks:
-            self._started = _Started(app, http, tasks, anyio.Lock())
+        async with anyio.create_task_group() as tasks:
+            self._started = _Started(app, tasks, anyio.Lock())
             try:
                 yield
             finally:
@@ -54,7 +53,12 @@ class McpEndpoint:
     async def _ready(self, started: _Started) -> _Serving:
         async with started.lock:
             if self._serving is None:
-                connector = ForwardingConnector(started.http, started.app.state.default_workspace)
+                # imported here: the services import the routes, whose package imports
+                # the app, which imports this module
+                from memhub.mcp.services import ServiceConnector
+
+                state = started.app.state
+                connector = ServiceConnector(state, state.default_workspace)
                 server = build_server(connector)
                 # DNS-rebinding protection guards servers that trust the network; /mcp
                 # trusts nothing but a key in the Authorization header, which a page
@@ -97,13 +101,12 @@ class _Serving:
     state of the server's handlers)."""
 
     manager: StreamableHTTPSessionManager
-    connector: ForwardingConnector
+    connector: Connector
 
 
 @dataclass(frozen=True, slots=True)
 class _Started:
     app: Any
-    http: AsgiClient
     tasks: TaskGroup
     lock: anyio.Lock
 

@@ -1,85 +1,32 @@
-"""The MCP tools' one way to memhub: an async HTTP adapter over the REST API.
+"""The one interface the MCP tools call: :class:`Hub`, one caller's view of one workspace.
 
-Every tool call is one or more ordinary API requests, so validation, auth,
-scopes, rate limits and error codes are exactly the REST ones. The adapter
-talks to a remote server over httpx, or to an in-process app through
-:class:`~memhub.mcp.asgi.AsgiClient` (the local data dir, or the server's own
-app behind ``/mcp``), with the caller's ``Authorization`` forwarded per request.
+Two implementations, chosen by where memhub is:
 
-Server errors come back as memhub's exceptions (the response's ``error_code``
-picks the class), exactly as :class:`memhub.client.MemhubClient` raises them.
-This module is small on purpose: it can be swapped for the shared typed client
-once that one grows an async flavour.
+- :class:`~memhub.mcp.services.ServiceHub`: memhub in this process (``/mcp``
+  inside ``memhub serve``, and ``memhub mcp`` on the local data dir). It calls
+  the functions the REST routes call (access and scope checks on the caller's
+  principal, body models, preconditions, the store and memory services), so a
+  tool call validates, authorises and fails exactly as the REST request would,
+  without a second trip through HTTP.
+- :class:`~memhub.mcp.rest.RestHub`: a remote server, over the REST API with
+  the profile's key.
+
+Both return what the REST API answers (its JSON as dicts, or its wire models) and
+raise memhub's exceptions (the class, detail and hint the REST API renders), so a
+tool reads the same results and explains the same errors either way
+(``tests/integration/test_mcp_parity.py`` runs every tool through both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
 
-import httpx
-
-from memhub.client.http import error_from_response
 from memhub.core.models import ContextResult, SearchPage
-from memhub.core.paths import normalize_path
-from memhub.errors import BadRequest, PayloadTooLarge, StorageUnavailable
+from memhub.errors import BadRequest, PayloadTooLarge
 
 MAX_READ_BYTES = 4 * 1024 * 1024
-
-
-def _q(path: str) -> str:
-    """A path checked by the store's own rules before it goes in a URL: an HTTP client
-    would resolve ``..`` segments into another route."""
-    return quote(normalize_path(path), safe="/")
-
-
-def _segment(value: str) -> str:
-    """One URL path segment (an item or session id): an HTTP client would resolve ``.``
-    and ``..`` into another route."""
-    if value in ("", ".", ".."):
-        raise BadRequest(f"{value!r} is not an id", context={"id": value})
-    return quote(value, safe="")
-
-
-class HttpClient(Protocol):
-    """What the hub needs of an HTTP client: :class:`httpx.AsyncClient` (a remote
-    server), or :class:`memhub.mcp.asgi.AsgiClient` (the app in this process)."""
-
-    @property
-    def base_url(self) -> httpx.URL: ...
-
-    async def __aenter__(self) -> Any: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        json: Any = None,
-    ) -> httpx.Response: ...
-
-    def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> AbstractAsyncContextManager[httpx.Response]: ...
+WRITE_CONTENT_TYPE = "text/plain; charset=utf-8"  # what a tool writes: text from an agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,76 +38,54 @@ class FileContent:
     data: bytes
 
 
-@dataclass(slots=True)
-class Hub:
-    """One caller's view of one workspace: ``http`` is shared, ``headers`` are theirs."""
+def precondition_headers(if_match: str | None, if_none_match: bool) -> dict[str, str]:
+    """A tool's write condition as the REST API takes it; the in-process hub hands these
+    to the routes' own parser (``precondition_from_headers``)."""
+    headers: dict[str, str] = {}
+    if if_match is not None:
+        headers["if-match"] = f'"{if_match}"'
+    if if_none_match:
+        headers["if-none-match"] = "*"
+    return headers
 
-    http: HttpClient
-    workspace: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+
+def segment_id(value: str) -> str:
+    """An item or session id, which the REST API takes as one URL path segment: an HTTP
+    client would resolve ``.`` and ``..`` into another route, so no hub takes them."""
+    if value in ("", ".", ".."):
+        raise BadRequest(f"{value!r} is not an id", context={"id": value})
+    return value
+
+
+def too_large(path: str, size: int) -> PayloadTooLarge:
+    """A file a tool will not read: a tool result is one JSON message."""
+    return PayloadTooLarge(
+        f"{path} is {size} bytes; tools read files up to {MAX_READ_BYTES} bytes",
+        context={"path": path, "size": size},
+        hint="fetch it with the HTTP API or `memhub pull`",
+    )
+
+
+class Hub(Protocol):
+    """One caller's view of one workspace (see the module docstring)."""
 
     @property
-    def base(self) -> str:
-        return f"/v1/workspaces/{quote(self.workspace, safe='')}"
+    def workspace(self) -> str: ...
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        try:
-            response = await self.http.request(method, url, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise self.unreachable(exc) from exc
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        return response
+    def at(self, workspace: str) -> Hub:
+        """The same caller's view of another workspace (access is checked per call)."""
+        ...
 
-    def unreachable(self, exc: httpx.HTTPError) -> StorageUnavailable:
-        return StorageUnavailable(
-            f"cannot reach the memhub server at {self.http.base_url}: {exc}",
-            hint="check MEMHUB_SERVER (or `memhub login`) and that the server is running",
-        )
+    # -- memory
+    async def search(self, body: dict[str, Any]) -> SearchPage: ...
 
-    async def json(self, method: str, url: str, **kwargs: Any) -> Any:
-        return (await self.request(method, url, **kwargs)).json()
+    async def context(self, body: dict[str, Any]) -> ContextResult: ...
 
-    # -- memory ---------------------------------------------------------------------
-
-    async def search(self, body: dict[str, Any]) -> SearchPage:
-        response = await self.request("POST", f"{self.base}/search", json=body)
-        return SearchPage.model_validate_json(response.content)
-
-    async def context(self, body: dict[str, Any]) -> ContextResult:
-        response = await self.request("POST", f"{self.base}/context", json=body)
-        return ContextResult.model_validate_json(response.content)
-
-    # -- files ------------------------------------------------------------------------
-
+    # -- files
     async def read(self, path: str, rev: int | None = None) -> FileContent:
-        """A file's content, up to :data:`MAX_READ_BYTES` (larger files are refused before
-        their body is read: a tool result is one JSON message)."""
-        params = {"rev": rev} if rev is not None else None
-        url = f"{self.base}/files/{_q(path)}"
-        try:
-            async with self.http.stream("GET", url, params=params, headers=self.headers) as r:
-                if r.status_code >= 400:
-                    await r.aread()
-                    raise error_from_response(r)
-                size = int(r.headers.get("content-length") or 0)
-                if size > MAX_READ_BYTES:
-                    raise PayloadTooLarge(
-                        f"{path} is {size} bytes; tools read files up to {MAX_READ_BYTES} bytes",
-                        context={"path": path, "size": size},
-                        hint="fetch it with the HTTP API or `memhub pull`",
-                    )
-                data = await r.aread()
-        except httpx.HTTPError as exc:
-            raise self.unreachable(exc) from exc
-        return FileContent(
-            path=path,
-            rev=int(r.headers["x-memhub-rev"]),
-            sha256=r.headers["etag"].strip('"'),
-            content_type=r.headers.get("content-type", "application/octet-stream"),
-            data=data,
-        )
+        """A file's content, up to :data:`MAX_READ_BYTES` (a larger file is refused with
+        :func:`too_large` before its bytes are read)."""
+        ...
 
     async def write(
         self,
@@ -170,79 +95,36 @@ class Hub:
         if_match: str | None = None,
         if_none_match: bool = False,
         message: str | None = None,
-    ) -> dict[str, Any]:
-        headers: dict[str, str] = {"content-type": "text/plain; charset=utf-8"}
-        if if_match is not None:
-            headers["if-match"] = f'"{if_match}"'
-        if if_none_match:
-            headers["if-none-match"] = "*"
-        if message:
-            headers["x-memhub-message"] = quote(message)
-        url = f"{self.base}/files/{_q(path)}"
-        return dict(await self.json("PUT", url, content=data, headers=headers))
+    ) -> dict[str, Any]: ...
 
-    async def delete(self, path: str, *, if_match: str) -> dict[str, Any]:
-        url = f"{self.base}/files/{_q(path)}"
-        return dict(await self.json("DELETE", url, headers={"if-match": f'"{if_match}"'}))
+    async def delete(self, path: str, *, if_match: str) -> dict[str, Any]: ...
 
-    async def revision(self, rev: int) -> dict[str, Any]:
-        return dict(await self.json("GET", f"{self.base}/revisions/{rev}"))
+    async def revision(self, rev: int) -> dict[str, Any]: ...
 
-    async def revision_content(self, rev: int) -> bytes:
-        return (await self.request("GET", f"{self.base}/revisions/{rev}/content")).content
+    async def history(self, path: str, limit: int) -> list[dict[str, Any]]: ...
 
-    async def history(self, path: str, limit: int) -> list[dict[str, Any]]:
-        url = f"{self.base}/history/{_q(path)}"
-        return list((await self.json("GET", url, params={"limit": limit}))["revisions"])
+    async def restore(self, path: str, rev: int) -> dict[str, Any]: ...
 
-    async def restore(self, path: str, rev: int) -> dict[str, Any]:
-        return dict(await self.json("POST", f"{self.base}/restore/{_q(path)}", json={"rev": rev}))
+    async def list_files(
+        self, prefix: str, limit: int, after: str | None = None
+    ) -> dict[str, Any]: ...
 
-    async def list_files(self, prefix: str, limit: int, after: str | None = None) -> dict[str, Any]:
-        params: dict[str, Any] = {"prefix": prefix, "limit": limit}
-        if after is not None:
-            params["after"] = after
-        return dict(await self.json("GET", f"{self.base}/files", params=params))
+    async def changes(self, since: int, limit: int, wait: float = 0) -> dict[str, Any]: ...
 
-    async def changes(self, since: int, limit: int, wait: float = 0) -> dict[str, Any]:
-        params: dict[str, Any] = {"since": since, "limit": limit}
-        if wait:
-            params["wait"] = wait
-        return dict(await self.json("GET", f"{self.base}/changes", params=params))
+    # -- items
+    async def add_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
 
-    # -- items ------------------------------------------------------------------------
+    async def list_items(self, cube: str | None, offset: int, limit: int) -> dict[str, Any]: ...
 
-    async def add_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return list((await self.json("POST", f"{self.base}/items", json={"items": items}))["items"])
+    async def search_items(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
-    async def list_items(self, cube: str | None, offset: int, limit: int) -> dict[str, Any]:
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
-        if cube is not None:
-            params["cube_id"] = cube
-        return dict(await self.json("GET", f"{self.base}/items", params=params))
+    async def delete_item(self, item_id: str, if_rev: int | None) -> dict[str, Any]: ...
 
-    async def search_items(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.json("POST", f"{self.base}/items/search", json=body))
+    # -- sessions
+    async def process_session(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
-    async def delete_item(self, item_id: str, if_rev: int | None) -> dict[str, Any]:
-        params = {"if_rev": if_rev} if if_rev is not None else None
-        url = f"{self.base}/items/{_segment(item_id)}"
-        return dict(await self.json("DELETE", url, params=params))
+    async def session(self, session_id: str) -> dict[str, Any]: ...
 
-    # -- sessions -----------------------------------------------------------------------
+    async def commit_session(self, session_id: str) -> dict[str, Any]: ...
 
-    async def process_session(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.json("POST", f"{self.base}/sessions", json=body))
-
-    async def session(self, session_id: str) -> dict[str, Any]:
-        return dict(await self.json("GET", f"{self.base}/sessions/{_segment(session_id)}"))
-
-    async def commit_session(self, session_id: str) -> dict[str, Any]:
-        url = f"{self.base}/sessions/{_segment(session_id)}/commit"
-        return dict(await self.json("POST", url))
-
-    async def discard_session(self, session_id: str) -> None:
-        await self.request("DELETE", f"{self.base}/sessions/{_segment(session_id)}")
-
-    async def workspace_info(self) -> dict[str, Any]:
-        return dict(await self.json("GET", self.base))
+    async def discard_session(self, session_id: str) -> None: ...

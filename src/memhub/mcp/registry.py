@@ -94,6 +94,39 @@ def tool_annotations(spec: ToolSpec) -> ToolAnnotations:
     )
 
 
+class _Recursive(Exception):
+    pass
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with each ``{"$ref": "#/$defs/X"}`` replaced by ``X`` itself, and no
+    ``$defs``: the same schema, but a client's validator (the SDK's jsonschema checks
+    every result against the tool's output schema) no longer resolves a reference per
+    nested value, about a fifth of the check of a 10-hit search. A recursive model keeps
+    its references."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [walk(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in seen or name not in defs:
+                raise _Recursive(name)
+            siblings = {k: walk(v, seen) for k, v in node.items() if k != "$ref"}
+            return {**walk(defs[name], (*seen, name)), **siblings}
+        return {k: walk(v, seen) for k, v in node.items() if k != "$defs"}
+
+    try:
+        inlined: dict[str, Any] = walk(schema, ())
+    except _Recursive:
+        return schema
+    return inlined
+
+
 def connector_of(ctx: Context) -> Connector:
     return cast(Connector, ctx.request_context.lifespan_context)
 

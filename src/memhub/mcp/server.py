@@ -20,7 +20,6 @@ import logging
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -52,7 +51,14 @@ from memhub import __version__
 from memhub.errors import MemhubError
 from memhub.mcp.follow import follow_changes, head_rev, resource_uri
 from memhub.mcp.hub import Hub
-from memhub.mcp.registry import Connector, connector_of, explain, load_tools, tool_annotations
+from memhub.mcp.registry import (
+    Connector,
+    connector_of,
+    explain,
+    inline_refs,
+    load_tools,
+    tool_annotations,
+)
 
 INSTRUCTIONS = """\
 memhub is this agent's long-term memory: versioned files (markdown notes, instructions),
@@ -102,6 +108,10 @@ def build_server(connector: Connector, *, follow: Hub | None = None) -> MCPServe
             annotations=tool_annotations(spec),
             structured_output=True,
         )
+        # published before anything reads it (the SDK caches a tool's schema on first read)
+        registered = server._tool_manager.get_tool(spec.name)
+        if registered is not None and registered.fn_metadata.output_schema is not None:
+            registered.fn_metadata.output_schema = inline_refs(registered.fn_metadata.output_schema)
     server.middleware.append(_ScopeFilter(connector, {n for n, s in tools.items() if s.write}))
     _add_resources(server)
     # the SDK's MCPServer lists only static resources and serves no resources/subscribe:
@@ -129,8 +139,8 @@ class _FileList:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams
     ) -> ListResourcesResult:
-        h = self.connector.hub(ctx.request)
         try:
+            h = self.connector.hub(ctx.request)
             listing = await h.list_files("", RESOURCE_PAGE, params.cursor or None)
         except MemhubError as exc:
             raise _mcp_error(exc) from exc
@@ -237,8 +247,8 @@ def _add_resources(server: MCPServer[Connector]) -> None:
         mime_type="text/plain",
     )
     async def memory_file(workspace: str, path: str, ctx: Context) -> str:
-        h = replace(connector_of(ctx).hub(ctx.request_context.request), workspace=workspace)
         try:
+            h = connector_of(ctx).hub(ctx.request_context.request).at(workspace)
             found = await h.read(path)
         except MemhubError as exc:
             raise ResourceError(explain(exc)) from exc
@@ -256,8 +266,8 @@ def _add_resources(server: MCPServer[Connector]) -> None:
             Literal["basic", "wide", "deep", "temporal"], Field(description="How much to load.")
         ] = "wide",
     ) -> list[UserMessage]:
-        h = connector_of(ctx).hub(ctx.request_context.request)
         try:
+            h = connector_of(ctx).hub(ctx.request_context.request)
             result = await h.context(
                 {"conversation": [{"role": "user", "content": message}], "depth": depth}
             )

@@ -135,9 +135,11 @@ def fence_from(lease: str | None, token: str | int | None) -> Fence | None:
 
 def header_text(value: str | None, max_chars: int = 4096) -> str | None:
     """Free text in a header, percent-encoded UTF-8 allowed."""
-    if value is None:
-        return None
-    text = unquote(value)
+    return None if value is None else limited_text(unquote(value), max_chars)
+
+
+def limited_text(text: str, max_chars: int = 4096) -> str:
+    """A revision's message or session id, as a header or an MCP tool gives it."""
     if len(text) > max_chars:
         raise BadRequest(f"header text is limited to {max_chars} characters")
     return text

@@ -1,8 +1,15 @@
-"""/v1 workspaces and files: read, write, delete, history, revisions, restore."""
+"""/v1 workspaces and files: read, write, delete, history, revisions, restore.
+
+What a route does once the request is parsed and the workspace's access checked
+(:func:`~memhub.api.routes.common.access`) is a function of its own here
+(:func:`open_revision`, :func:`put_file`, :func:`delete_revision`, …): the MCP
+tools' in-process hub (``memhub.mcp.services``) calls the same functions, so a
+tool call and a REST request write, count and fail alike.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -32,7 +39,10 @@ from memhub.core.models import (
     WriteInfo,
 )
 from memhub.errors import Forbidden
-from memhub.store import Revision, WriteResult
+from memhub.store import ChunkRef, Fence, Precondition, Revision, Store, WriteResult
+
+if TYPE_CHECKING:
+    from memhub.auth.principal import Principal
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -59,6 +69,120 @@ def write_response(result: WriteResult) -> JSONResponse:
         revision_json(revision, created=result.created),
         status_code=201 if result.created else 200,
         headers={"etag": f'"{revision.sha256}"', "x-memhub-rev": str(revision.rev)},
+    )
+
+
+async def open_revision(
+    store: Store, workspace: str, path: str, rev: int | None = None, *, body: bool = True
+) -> tuple[Revision, list[ChunkRef], bytes | None]:
+    """A file's revision (the head, or ``rev``), its chunks, and its bytes when small."""
+    return await run_in_threadpool(fetch, store, workspace, path, rev, body=body)
+
+
+async def put_file(
+    state: Any,
+    principal: Principal,
+    workspace: str,
+    path: str,
+    body: Any,
+    *,
+    precondition: Precondition,
+    content_type: str | None = None,
+    message: str | None = None,
+    session_id: str | None = None,
+    fence: Fence | None = None,
+) -> WriteResult:
+    """A new revision of ``path`` by ``principal`` (``state``: the app's), counted.
+    ``body``: bytes or a readable file."""
+    result: WriteResult = await run_in_threadpool(
+        lambda: state.store.put(
+            workspace,
+            path,
+            body,
+            precondition=precondition,
+            content_type=content_type,
+            author=principal.name,
+            session_id=session_id,
+            message=message,
+            fence=fence,
+            max_bytes=state.settings.max_body_bytes,
+        )
+    )
+    metrics = state.metrics
+    metrics.revisions.labels("put").inc()
+    metrics.bytes_in.inc(result.revision.size)
+    return result
+
+
+def delete_revision(
+    state: Any,
+    principal: Principal,
+    workspace: str,
+    path: str,
+    *,
+    precondition: Precondition,
+    session_id: str | None = None,
+    message: str | None = None,
+    fence: Fence | None = None,
+) -> Revision:
+    """A tombstone of ``path`` by ``principal``, counted."""
+    revision: Revision = state.store.delete(
+        workspace,
+        path,
+        precondition=precondition,
+        author=principal.name,
+        session_id=session_id,
+        message=message,
+        fence=fence,
+    )
+    state.metrics.revisions.labels("delete").inc()
+    return revision
+
+
+def files_page(
+    store: Store,
+    workspace: str,
+    *,
+    prefix: str = "",
+    include_deleted: bool = False,
+    after: str | None = None,
+    limit: int = 1000,
+) -> dict[str, Any]:
+    heads = store.list_files(
+        workspace, prefix=prefix, include_deleted=include_deleted, after=after, limit=limit
+    )
+    return {
+        "files": [revision_json(h) for h in heads],
+        "next_after": heads[-1].path if len(heads) == limit else None,
+    }
+
+
+def history_page(
+    store: Store, workspace: str, path: str, *, limit: int = 100, before: int | None = None
+) -> dict[str, Any]:
+    items = store.history(workspace, path, limit=limit, before=before)
+    return {
+        "path": path,
+        "revisions": [revision_json(r) for r in items],
+        "next_before": items[-1].rev if len(items) == limit else None,
+    }
+
+
+def restore_revision(
+    store: Store,
+    principal: Principal,
+    workspace: str,
+    path: str,
+    body: RestoreRequest,
+    precondition: Precondition,
+) -> WriteResult:
+    return store.restore(
+        workspace,
+        path,
+        body.rev,
+        precondition=precondition,
+        author=principal.name,
+        message=body.message,
     )
 
 
@@ -100,14 +224,15 @@ def list_files(
 ) -> Response:
     """Heads of the files under ``prefix``, in path order; page with ``after``."""
     workspace = access(principal, workspace, "read")
-    heads = store.list_files(
-        workspace, prefix=prefix, include_deleted=include_deleted, after=after, limit=limit
-    )
     return page_response(
-        {
-            "files": [revision_json(h) for h in heads],
-            "next_after": heads[-1].path if len(heads) == limit else None,
-        }
+        files_page(
+            store,
+            workspace,
+            prefix=prefix,
+            include_deleted=include_deleted,
+            after=after,
+            limit=limit,
+        )
     )
 
 
@@ -125,9 +250,7 @@ async def read_file(
     """A file's content (the head, or ``?rev=N``). ETag is the quoted sha256."""
     workspace = access(principal, workspace, "read")
     head = request.method == "HEAD" or if_none_match is not None
-    revision, refs, data = await run_in_threadpool(
-        fetch, store, workspace, path, rev, body=not head
-    )
+    revision, refs, data = await open_revision(store, workspace, path, rev, body=not head)
     headers = v1_headers(revision)
     if if_none_match is not None and (
         if_none_match.strip() == "*"
@@ -144,7 +267,6 @@ async def read_file(
 async def write_file(
     workspace: str,
     path: str,
-    store: StoreDep,
     principal: PrincipalDep,
     request: Request,
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
@@ -164,25 +286,20 @@ async def write_file(
     session_id = header_text(x_memhub_session_id, MAX_HEADER_TEXT)
     body = await receive_body(request)
     try:
-        result = await run_in_threadpool(
-            lambda: store.put(
-                workspace,
-                path,
-                body,
-                precondition=precondition,
-                content_type=content_type,
-                author=principal.name,
-                session_id=session_id,
-                message=message,
-                fence=fence,
-                max_bytes=request.app.state.settings.max_body_bytes,
-            )
+        result = await put_file(
+            request.app.state,
+            principal,
+            workspace,
+            path,
+            body,
+            precondition=precondition,
+            content_type=content_type,
+            message=message,
+            session_id=session_id,
+            fence=fence,
         )
     finally:
         close_body(body)
-    metrics = request.app.state.metrics
-    metrics.revisions.labels("put").inc()
-    metrics.bytes_in.inc(result.revision.size)
     return write_response(result)
 
 
@@ -190,7 +307,6 @@ async def write_file(
 def delete_file(
     workspace: str,
     path: str,
-    store: StoreDep,
     principal: PrincipalDep,
     request: Request,
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
@@ -201,16 +317,16 @@ def delete_file(
 ) -> JSONResponse:
     """Delete (a tombstone revision). 200 with the tombstone, 404 absent, 412 mismatch."""
     workspace = access(principal, workspace, "write")
-    revision = store.delete(
+    revision = delete_revision(
+        request.app.state,
+        principal,
         workspace,
         path,
         precondition=precondition_from_headers(if_match, None),
-        author=principal.name,
         session_id=header_text(x_memhub_session_id, MAX_HEADER_TEXT),
         message=header_text(x_memhub_message),
         fence=fence_from(x_memhub_lease, x_memhub_lease_token),
     )
-    request.app.state.metrics.revisions.labels("delete").inc()
     return JSONResponse(revision_json(revision), headers={"x-memhub-rev": str(revision.rev)})
 
 
@@ -225,14 +341,7 @@ def history(
 ) -> Response:
     """Revisions of a path, newest first; page with ``before=<rev>``."""
     workspace = access(principal, workspace, "read")
-    items = store.history(workspace, path, limit=limit, before=before)
-    return page_response(
-        {
-            "path": path,
-            "revisions": [revision_json(r) for r in items],
-            "next_before": items[-1].rev if len(items) == limit else None,
-        }
-    )
+    return page_response(history_page(store, workspace, path, limit=limit, before=before))
 
 
 @router.get("/workspaces/{workspace}/revisions/{rev}", response_model=RevisionInfo)
@@ -273,12 +382,5 @@ def restore(
 ) -> JSONResponse:
     """A new revision of ``path`` with the content of ``rev``."""
     workspace = access(principal, workspace, "write")
-    result = store.restore(
-        workspace,
-        path,
-        body.rev,
-        precondition=precondition_from_headers(if_match, if_none_match),
-        author=principal.name,
-        message=body.message,
-    )
-    return write_response(result)
+    precondition = precondition_from_headers(if_match, if_none_match)
+    return write_response(restore_revision(store, principal, workspace, path, body, precondition))

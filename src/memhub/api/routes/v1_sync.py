@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -25,7 +26,10 @@ from memhub.api.routes.v1_files import revision_json, write_response
 from memhub.api.transfer import receive_limited
 from memhub.core.models import ChangesPage, MissingChunks, StoredChunk, WriteInfo
 from memhub.core.protocol import MAX_MANIFEST_CHUNKS
-from memhub.store import ChunkRef
+from memhub.store import ChunkRef, Store
+
+if TYPE_CHECKING:
+    from memhub.api.notify import ChangeNotifier
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -85,22 +89,39 @@ async def changes(
     """Revisions after ``since`` in rev order. ``wait=S`` long-polls up to S seconds
     for the first change; continue from ``next_since``."""
     workspace = access(principal, workspace, "read")
-    deadline = time.monotonic() + wait
     notifier = request.app.state.notifier
+    return page_response(
+        await changes_page(
+            store, notifier, workspace, since, limit, wait, disconnected=request.is_disconnected
+        )
+    )
+
+
+async def changes_page(
+    store: Store,
+    notifier: ChangeNotifier,
+    workspace: str,
+    since: int,
+    limit: int,
+    wait: float = 0,
+    *,
+    disconnected: Callable[[], Awaitable[bool]] | None = None,
+) -> dict[str, Any]:
+    """The change feed's page after ``since``, waiting up to ``wait`` seconds for the first
+    change (until ``disconnected()`` says the caller has gone)."""
+    deadline = time.monotonic() + wait
     while True:
         page = await run_in_threadpool(store.changes, workspace, since, limit=limit)
         remaining = deadline - time.monotonic()
-        if page.changes or remaining <= 0 or await request.is_disconnected():
+        if page.changes or remaining <= 0 or (disconnected is not None and await disconnected()):
             break
         await notifier.wait(min(RECHECK, remaining))
-    return page_response(
-        {
-            "changes": [revision_json(r) for r in page.changes],
-            "next_since": page.next_since,
-            "head_rev": page.head_rev,
-            "has_more": page.has_more,
-        }
-    )
+    return {
+        "changes": [revision_json(r) for r in page.changes],
+        "next_since": page.next_since,
+        "head_rev": page.head_rev,
+        "has_more": page.has_more,
+    }
 
 
 @router.post("/workspaces/{workspace}/chunks/missing", response_model=MissingChunks)
