@@ -517,8 +517,8 @@ def test_resources_subscribe_for_2025_clients(app: FastAPI) -> None:
 
 
 def test_a_tool_call_counts_once_against_the_rate_limit(tmp_path: Path) -> None:
-    """One tools/call on /mcp is one request against its key's window, however many REST
-    requests the tool makes inside; the in-process mark cannot be sent from outside."""
+    """One tools/call on /mcp is one request against its key's window, however many
+    operations the tool runs inside; no header, query or body exempts a request."""
     app = build_app(tmp_path, rate_limit_enabled=True, rate_limit=4, rate_limit_scopes="")
     key = app.state.test_key
     headers = {
@@ -533,7 +533,7 @@ def test_a_tool_call_counts_once_against_the_rate_limit(tmp_path: Path) -> None:
 
     async def test() -> None:
         async with from_outside(app) as http:
-            # each of these makes two or more REST requests inside: a head lookup and a
+            # each of these runs two or more operations inside: a head lookup and a
             # page of changes; a read of a missing file and listings for close matches
             calls = [
                 tool_call(1, "write_file", {"path": "notes/a.md", "content": "a"}),
@@ -549,8 +549,8 @@ def test_a_tool_call_counts_once_against_the_rate_limit(tmp_path: Path) -> None:
             assert remaining == [3, 2, 1]
             read = (await http.post("/mcp", json=calls[2], headers=headers)).json()
             assert "Did you mean: notes/a.md" in read["result"]["content"][0]["text"]
-            # an outside request cannot claim to be in-process: no header, query or body
-            # reaches the mark, so it is counted (and refused: the window is used up)
+            # an outside request cannot claim to be internal: it is counted (and
+            # refused: the window is used up)
             forged = {
                 **headers,
                 "memhub.inner_request": "true",

@@ -17,11 +17,8 @@ session cookie instead of a header credential: the resolver turns it into the
 principal (so those requests count against the same per-key windows), and a
 request without one is passed on unsigned for the UI to send to its sign-in page.
 
-A request the server makes to itself (an MCP tool call's REST requests, over
-``httpx.ASGITransport``: :func:`in_process`) is authenticated as usual but not
-counted again: the ``/mcp`` request that caused it was. The mark is a key of
-the ASGI scope, which only code in this process can set: no header, query or
-body of an outside request reaches it.
+An MCP tool call is counted once, as its ``/mcp`` request: the tools call the
+services in process (``memhub/mcp/services.py``), never the app again.
 
 Every response that passed step 1 carries ``X-RateLimit-Limit``,
 ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (a Unix time).
@@ -49,8 +46,6 @@ from memhub.errors import MemhubError, RateLimited, Unauthorized
 EXEMPT_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 EXEMPT_PATHS |= {"/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/favicon-32x32.png"}
 CREDENTIAL_PATHS = frozenset({"/auth/token", "/auth/github"})  # they take credentials in the body
-
-INNER_REQUEST = "memhub.inner_request"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -122,17 +117,6 @@ def _in(address: str, networks: tuple[Network, ...]) -> bool:
     return any(ip in net for net in networks)
 
 
-def in_process(app: ASGIApp) -> ASGIApp:
-    """``app`` for requests made from inside this process: each one's scope carries
-    :data:`INNER_REQUEST`, so admission does not count it against a rate limit again."""
-
-    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
-        scope[INNER_REQUEST] = True
-        await app(scope, receive, send)
-
-    return inner
-
-
 class AdmissionMiddleware:
     def __init__(
         self,
@@ -170,7 +154,7 @@ class AdmissionMiddleware:
             principal = await self.sessions.resolve(scope, headers)
 
         decision: Decision | None = None
-        if self.policy.enabled and scope.get(INNER_REQUEST) is not True:
+        if self.policy.enabled:
             key = (
                 principal.rate_key
                 if principal
