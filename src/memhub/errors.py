@@ -27,8 +27,10 @@ all of them the same way, as ``{"detail", "error_code", "context"}``.
     │   └── LeaseLost               409 LEASE_LOST
     ├── PreconditionFailed          412 PRECONDITION_FAILED
     │   └── FencingTokenRejected    412 FENCING_TOKEN_REJECTED
+    ├── RequestTimeout              408 REQUEST_TIMEOUT  (a request head sent too slowly)
     ├── PayloadTooLarge             413 PAYLOAD_TOO_LARGE
     ├── InvalidRequest              422 VALIDATION_ERROR (a body or parameter fails its schema)
+    ├── HeadersTooLarge             431 HEADERS_TOO_LARGE
     ├── RateLimited                 429 RATE_LIMITED
     ├── LLMUnavailable              502 LLM_UNAVAILABLE
     ├── StorageUnavailable          503 STORAGE_UNAVAILABLE
@@ -166,6 +168,11 @@ class FencingTokenRejected(PreconditionFailed):
     code = "FENCING_TOKEN_REJECTED"
 
 
+class RequestTimeout(MemhubError):
+    status = 408
+    code = "REQUEST_TIMEOUT"
+
+
 class PayloadTooLarge(MemhubError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"
@@ -176,6 +183,11 @@ class InvalidRequest(MemhubError):
 
     status = 422
     code = "VALIDATION_ERROR"
+
+
+class HeadersTooLarge(MemhubError):
+    status = 431
+    code = "HEADERS_TOO_LARGE"
 
 
 class RateLimited(MemhubError):

@@ -34,7 +34,7 @@ import httpx
 import pytest
 
 MEMHUB = Path(sys.executable).parent / "memhub"
-STARTUP_TIMEOUT = 20.0
+STARTUP_TIMEOUT = 60.0  # `serve --workers 2` spawns two full app imports: ~40 s at load 10+
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 120.0
 LOG_TAIL = 6000

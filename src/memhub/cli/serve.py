@@ -16,20 +16,22 @@ from memhub.cli.common import DataDirOption, console, fail, load_settings
 from memhub.config import Settings
 from memhub.errors import MemhubError
 
-MAX_HEAD_BYTES = 64 * 1024  # request line + headers; larger heads get 431/400 and a close
 
-# uvicorn options memhub always sets:
-# - no proxy_headers: uvicorn would otherwise believe X-Forwarded-For from loopback
-#   (its forwarded_allow_ips default), so a local caller could rotate its rate-limit
-#   address; only MEMHUB_TRUSTED_PROXIES (auth/admission.py) makes a forwarded address count;
-# - the h11 parser with a cap on the request head (httptools has none: a 50 MB header
-#   was read whole).
-HARDENED_UVICORN: dict[str, Any] = {
-    "proxy_headers": False,
-    "forwarded_allow_ips": "",
-    "http": "h11",
-    "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
-}
+def hardened_uvicorn() -> dict[str, Any]:
+    """uvicorn options memhub always sets:
+
+    - no proxy_headers: uvicorn would otherwise believe X-Forwarded-For from loopback
+      (its forwarded_allow_ips default), so a local caller could rotate its rate-limit
+      address; only MEMHUB_TRUSTED_PROXIES (auth/admission.py) makes a forwarded
+      address count;
+    - the httptools parser with the request head capped in size and time
+      (api/http_protocol.py; httptools alone has no cap: a 50 MB header was read whole).
+    """
+    from memhub.api.http_protocol import CappedHttpToolsProtocol
+
+    return {"proxy_headers": False, "forwarded_allow_ips": "", "http": CappedHttpToolsProtocol}
+
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -134,7 +136,7 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=settings.log_level.lower() == "debug",
         timeout_graceful_shutdown=5,
-        **HARDENED_UVICORN,
+        **hardened_uvicorn(),
     )
     store.close()
 
@@ -165,5 +167,5 @@ def serve_workers(app: FastAPI, settings: Settings, workers: int, data_dir_given
         log_level=settings.log_level.lower(),
         access_log=settings.log_level.lower() == "debug",
         timeout_graceful_shutdown=5,
-        **HARDENED_UVICORN,
+        **hardened_uvicorn(),
     )

@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from memhub.api.context import RequestContext, authorize, get_context, get_store
+from memhub.api.direct import DirectRoute
 from memhub.api.routes.common import parse_etag
 from memhub.api.syncindex import index_response
 from memhub.api.transfer import close_body, content_response, fetch, receive_body, seed_headers
 from memhub.errors import BadRequest, MemhubError, PreconditionFailed
 from memhub.store import Precondition, Store
 
-router = APIRouter()
+router = APIRouter(route_class=DirectRoute)  # no FastAPI solver on the hot routes
 Ctx = Annotated[RequestContext, Depends(get_context)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
