@@ -167,6 +167,10 @@ class BlockFields(NamedTuple):
     record: bytes  # the block record (:func:`block_record`) as UTF-8 JSON
 
 
+# json.dumps(ensure_ascii=False) builds an encoder per call: a third of its cost here
+_RECORD_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def block_fields(
     blocks: list[Block], revision: Revision, neighbours: int = RANKING.neighbours
 ) -> list[BlockFields]:
@@ -183,7 +187,7 @@ def block_fields(
             heading = index_text(" / ".join(block.heading), lang)
         context = _context_of(blocks, i, neighbours)
         date = block.timestamp if block.timestamp is not None else revision.created_at
-        record = json.dumps(block_record(block, revision, i), ensure_ascii=False)
+        record = _RECORD_JSON.encode(block_record(block, revision, i))
         out.append(
             BlockFields(
                 path=block.path,

@@ -1,0 +1,37 @@
+"""Many small files' bytes read at once, for a reader that walks a whole workspace.
+
+The search index reads every head of a workspace when it rebuilds. Read one by one, a
+small file (a row of the metadata database's inline tier,
+:mod:`memhub.store.blobs.metainline`) cost a failed file open, a pooled connection
+and a query: about a quarter of a millisecond, a tenth of the whole build. Here the
+chunks of a page of files come back in one query per 500. Each chunk passes the same
+check as :meth:`Store.read_content`'s (its sha256 and size) before it is handed out;
+a chunk that is not in the inline tier, or fails the check, is simply left out, and
+the caller reads that file through :meth:`Store.read_content`, which finds it wherever
+it is, or reports the damage (and tells the corruption listeners) as for any read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from memhub.store.blobs.base import chunk_key
+from memhub.store.blobs.metainline import MetadataInline
+from memhub.store.model import ChunkRef
+from memhub.store.service import Store
+
+
+def inline_chunks(store: Store, refs: Iterable[ChunkRef]) -> dict[str, bytes]:
+    """chunk sha256 → its verified bytes, for the chunks of ``refs`` kept inline."""
+    tier = getattr(store.blobs, "within", None)
+    if not isinstance(tier, MetadataInline):
+        return {}
+    wanted = {ref.sha256: ref.size for ref in refs}
+    found = tier.get_many(chunk_key(sha) for sha in wanted)
+    out: dict[str, bytes] = {}
+    for sha, size in wanted.items():
+        data = found.get(chunk_key(sha))
+        if data is not None and len(data) == size and hashlib.sha256(data).hexdigest() == sha:
+            out[sha] = data
+    return out
