@@ -17,11 +17,11 @@ dictionary (two thirds of the index, most of the commit time).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import orjson
 import tantivy
 
 from memhub.memory.analyzer import detect_language, index_text
@@ -164,11 +164,8 @@ class BlockFields(NamedTuple):
     always_load: bool
     date: int
     weight: float
-    record: bytes  # the block record (:func:`block_record`) as UTF-8 JSON
-
-
-# json.dumps(ensure_ascii=False) builds an encoder per call: a third of its cost here
-_RECORD_JSON = json.JSONEncoder(ensure_ascii=False)
+    record: bytes  # the block record (:func:`block_record`) as UTF-8 JSON (by orjson:
+    # compact, five times cheaper than json.dumps; read back by json.loads all the same)
 
 
 def block_fields(
@@ -187,7 +184,7 @@ def block_fields(
             heading = index_text(" / ".join(block.heading), lang)
         context = _context_of(blocks, i, neighbours)
         date = block.timestamp if block.timestamp is not None else revision.created_at
-        record = _RECORD_JSON.encode(block_record(block, revision, i))
+        record = orjson.dumps(block_record(block, revision, i))
         out.append(
             BlockFields(
                 path=block.path,
@@ -199,7 +196,7 @@ def block_fields(
                 always_load=block.always_load,
                 date=int(date),
                 weight=STRENGTH_WEIGHT.get(block.strength or "", 0.0),
-                record=record.encode(),
+                record=record,
             )
         )
     return out
