@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from memhub.memory import index as index_module
 from memhub.memory.index import WorkspaceIndex
-from memhub.store import Store
+from memhub.store import Store, readahead
 from memhub.store.blobs import open_blob_store
 from memhub.store.blobs.base import chunk_key
 from memhub.store.metadata import Metadata
@@ -83,7 +82,7 @@ def test_the_index_is_the_same_with_and_without_read_ahead(
     fill(store)
     ahead = WorkspaceIndex(tmp_path / "ahead", WS, store, processes=0)
     ahead.rebuild()
-    monkeypatch.setattr(index_module, "inline_chunks", lambda store, refs: {})
+    monkeypatch.setattr(readahead, "inline_chunks", lambda store, refs: {})
     one_by_one = WorkspaceIndex(tmp_path / "one-by-one", WS, store, processes=0)
     one_by_one.rebuild()
     try:
@@ -98,7 +97,7 @@ def test_small_read_ahead_groups_read_every_file(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fill(store)
-    monkeypatch.setattr(index_module, "READ_AHEAD_BYTES", 100)  # about a file per group
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 100)  # about a file per group
     index = WorkspaceIndex(tmp_path / "index", WS, store, processes=0)
     try:
         index.rebuild()

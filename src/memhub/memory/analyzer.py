@@ -24,7 +24,7 @@ what the index takes (cached per whitespace-separated piece of text: the build's
 loop). ``tokens(text)`` gives them with character offsets and positions: the words
 ``highlight`` marks in the original text.
 
-One module (about 520 lines) because documents and queries must be cut by the
+One module (about 540 lines) because documents and queries must be cut by the
 same rules: the per-script word handling, stop lists and stemmers live side by
 side so that a change to one is seen against the others.
 """
@@ -82,7 +82,7 @@ _LETTER_RUNS = re.compile(r"[^\W\d_]+")
 _UK_LETTERS = frozenset("іїєґ")
 _RU_LETTERS = frozenset("ыэъё")
 _CACHE_SIZE = 1 << 18  # distinct words per cache: 100k blocks of mixed notes hold ~65k
-# index_text's cache: whitespace-separated piece -> its terms joined by spaces, per
+# index_text's cache: whitespace-separated piece -> its terms, each followed by a space, per
 # language the Cyrillic words of the text are read in (a piece's terms depend on it);
 # 40k blocks of mixed notes hold ~30k pieces a language (~170 bytes each)
 _PIECES: dict[str | None, dict[str, str]] = {None: {}, "ru": {}, "uk": {}}
@@ -347,22 +347,22 @@ def index_text(text: str, lang: str | None = None) -> str:
     and the pieces of a corpus (``word``, ``word,``, ``Word.``) repeat like its words.
     """
     cyrillic = _cyrillic_context(text, lang) if _CYRILLIC_RE.search(text) else None
+    known = _PIECES[cyrillic]
     pieces = text.split()
-    joined = list(map(_PIECES[cyrillic].get, pieces))
-    if None in joined:  # pieces seen for the first time
-        joined = [
-            _piece_terms(piece, cyrillic) if terms is None else terms
-            for piece, terms in zip(pieces, joined, strict=True)
-        ]
-    return " ".join(filter(None, joined))
+    try:  # each piece's terms end with a space: one join, then the last space cut
+        return "".join(map(known.__getitem__, pieces))[:-1]
+    except KeyError:  # pieces seen for the first time
+        terms = [known[p] if p in known else _piece_terms(p, cyrillic) for p in pieces]
+        return "".join(terms)[:-1]
 
 
 def _piece_terms(piece: str, cyrillic: str | None) -> str:
-    """The space-joined terms of one whitespace-free piece of text, remembered."""
+    """The terms of one whitespace-free piece of text, each followed by a space (nothing
+    when it has none), remembered."""
     known = _PIECES[cyrillic]
     if len(known) >= _PIECE_CACHE_SIZE:
         known.clear()  # a bound, not an LRU: refilling costs less than ordering every hit
-    terms = known[piece] = " ".join(_terms(piece, cyrillic))
+    terms = known[piece] = "".join(term + " " for term in _terms(piece, cyrillic))
     return terms
 
 

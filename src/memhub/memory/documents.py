@@ -17,8 +17,8 @@ dictionary (two thirds of the index, most of the commit time).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -142,11 +142,10 @@ class Hit:
         }
 
 
-def _prefixes(path: str) -> Iterator[str]:
+@lru_cache(maxsize=1024)  # a file's blocks come one after the other
+def _prefixes(path: str) -> tuple[str, ...]:
     parts = path.split("/")
-    for i in range(1, len(parts)):
-        yield "/".join(parts[:i]) + "/"
-    yield path
+    return (*("/".join(parts[:i]) + "/" for i in range(1, len(parts))), path)
 
 
 class BlockFields(NamedTuple):
@@ -207,7 +206,7 @@ def document(fields: BlockFields) -> tantivy.Document:
     per value, and this runs where the writer is)."""
     values: dict[str, Any] = {
         "path": fields.path,
-        "prefixes": list(_prefixes(fields.path)),
+        "prefixes": list(_prefixes(fields.path)),  # a list: tantivy takes no tuple
         "file_kind": fields.file_kind,
         "text": fields.text,
         "always_load": 1 if fields.always_load else 0,

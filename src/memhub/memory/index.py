@@ -14,7 +14,7 @@ Python by :mod:`memhub.memory.analyzer` and handed to tantivy as analysed terms
 for every language. This process reads the files and adds the documents; cutting
 and analysing many files happens in worker processes (:mod:`memhub.memory.prepare`).
 
-About 450 lines, most of them :class:`WorkspaceIndex`: opening, checking, rebuilding,
+About 460 lines, most of them :class:`WorkspaceIndex`: opening, checking, rebuilding,
 catching up and searching one index directory are one life cycle with one lock, and
 read best together.
 """
@@ -50,8 +50,8 @@ from memhub.memory.documents import (
     document,
 )
 from memhub.memory.prepare import Job, Preparer, default_processes
-from memhub.store import ChunkRef, Revision, Store
-from memhub.store.readahead import inline_chunks
+from memhub.store import Revision, Store
+from memhub.store.readahead import contents_ahead
 
 log = logging.getLogger("memhub.index")
 
@@ -60,7 +60,6 @@ INDEX_VERSION = 4  # 2: the "weighted" marker field; 3: "seq" in the block recor
 WRITER_HEAP = 64 * 1024 * 1024
 REBUILD_AFTER = 20_000  # changes behind: rebuild from the heads instead of replaying
 PAGE = 1000  # heads listed, or changes read, per query
-READ_AHEAD_BYTES = 4 * 1024 * 1024  # files whose small chunks are read in one go
 RETRY_SECONDS = 10.0  # how often files whose bytes could not be read are tried again
 
 
@@ -307,19 +306,12 @@ class WorkspaceIndex:
         # the chunks of the whole page in one query, not a read plan per file; the small
         # ones' bytes in one more (any other is read through the store, one by one)
         refs = self.store.chunk_refs(self.workspace, (r.sha256 for r in todo)) if todo else {}
-        ahead: dict[str, bytes] = {}
-        ahead_until = 0  # todo[:ahead_until] have had their chunks read ahead
-        for i, revision in enumerate(todo):
-            if i == ahead_until:
-                group, ahead_until = _read_ahead_group(todo, i)
-                ahead = inline_chunks(
-                    self.store, (c for r in group for c in refs.get(r.sha256, ()))
-                )
+        for revision, ahead in contents_ahead(self.store, todo, refs):
             chunks = refs.get(revision.sha256)
             if chunks is None and revision.size:
                 continue  # purged since: a later change in the log covers it
             try:
-                data = _joined(chunks or [], ahead) or self.store.read_content(chunks or [])
+                data = ahead if ahead is not None else self.store.read_content(chunks or [])
             except StorageUnavailable:
                 raise
             except MemhubError as exc:  # damaged bytes: reported, and tried again later
@@ -456,23 +448,6 @@ class SearchIndex:
     def close(self) -> None:
         for index in self._indexes.values():
             index.close()
-
-
-def _read_ahead_group(todo: list[Revision], start: int) -> tuple[list[Revision], int]:
-    """The files from ``start`` whose bytes are read ahead together (up to
-    :data:`READ_AHEAD_BYTES`, one file at least), and where the next group starts."""
-    end, size = start, 0
-    while end < len(todo) and (end == start or size + todo[end].size <= READ_AHEAD_BYTES):
-        size += todo[end].size
-        end += 1
-    return todo[start:end], end
-
-
-def _joined(chunks: list[ChunkRef], ahead: dict[str, bytes]) -> bytes | None:
-    """A file's bytes from chunks read ahead, or None when one of them was not."""
-    if not chunks or any(ref.sha256 not in ahead for ref in chunks):
-        return None
-    return b"".join(ahead[ref.sha256] for ref in chunks)
 
 
 def _pages(heads: Iterable[Revision]) -> Iterator[list[Revision]]:

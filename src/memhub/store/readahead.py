@@ -14,12 +14,14 @@ it is, or reports the damage (and tells the corruption listeners) as for any rea
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from memhub.store.blobs.base import chunk_key
 from memhub.store.blobs.metainline import MetadataInline
-from memhub.store.model import ChunkRef
+from memhub.store.model import ChunkRef, Revision
 from memhub.store.service import Store
+
+READ_AHEAD_BYTES = 4 * 1024 * 1024  # the files whose small chunks are read in one go
 
 
 def inline_chunks(store: Store, refs: Iterable[ChunkRef]) -> dict[str, bytes]:
@@ -35,3 +37,29 @@ def inline_chunks(store: Store, refs: Iterable[ChunkRef]) -> dict[str, bytes]:
         if data is not None and len(data) == size and hashlib.sha256(data).hexdigest() == sha:
             out[sha] = data
     return out
+
+
+def contents_ahead(
+    store: Store, revisions: Sequence[Revision], refs: Mapping[str, list[ChunkRef]]
+) -> Iterator[tuple[Revision, bytes | None]]:
+    """Each revision with its bytes when all its chunks were read ahead, else None (the
+    caller reads it through :meth:`Store.read_content`). ``refs`` are the chunks of each
+    content (:meth:`Store.chunk_refs`); files are read ahead :data:`READ_AHEAD_BYTES` at
+    a time, so memory stays bounded whatever the page holds."""
+    start = 0
+    while start < len(revisions):
+        end, size = start, 0
+        while end < len(revisions) and (
+            end == start or size + revisions[end].size <= READ_AHEAD_BYTES
+        ):
+            size += revisions[end].size
+            end += 1
+        group = revisions[start:end]
+        ahead = inline_chunks(store, (c for r in group for c in refs.get(r.sha256, ())))
+        for revision in group:
+            chunks = refs.get(revision.sha256)
+            if chunks and all(ref.sha256 in ahead for ref in chunks):
+                yield revision, b"".join(ahead[ref.sha256] for ref in chunks)
+            else:
+                yield revision, None
+        start = end

@@ -1,4 +1,6 @@
-"""Markdown: one block per section, found by markdown-it-py (CommonMark).
+"""Markdown: one block per section, found by markdown-it-py (CommonMark), or for the
+common markdown by :mod:`.scan`, which applies markdown-it's own rules faster and
+defers to it for anything else.
 
 A section runs from a heading (ATX ``## x`` or setext ``x\\n===``) to the next
 heading of any level; the text before the first heading is a section with an
