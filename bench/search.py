@@ -1,8 +1,9 @@
 """Search speed at 100k blocks: memhub in-process and over HTTP, beside rank_bm25 and SQLite FTS5.
 
 Run: ``.venv/bin/python bench/search.py [--quick] [--files N] [--sections N]
-[--skip-one-process] [--json-out PATH] [--scratch DIR]`` (1M blocks: ``--files 10000
---sections 100``)
+[--skip-one-process] [--json-out PATH] [--scratch DIR] [--results-out PATH]`` (1M blocks:
+``--files 10000 --sections 100``; ``--results-out``: every query's results after the
+first build, then stop, to compare two versions of memhub byte for byte)
 
 The corpus is synthetic and deterministic (``--seed``): markdown notes of ~10 ``##``
 sections each (10k files, 100k blocks; ``--quick``: 1k files, 10k blocks), sentences
