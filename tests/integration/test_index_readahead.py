@@ -127,3 +127,19 @@ def test_a_rotted_inline_chunk_is_reported_not_indexed(store: Store, tmp_path: P
         assert told == [rotted]  # the store's own read found it, and said so
     finally:
         index.close()
+
+
+def test_no_read_ahead_while_the_blob_directory_is_out(store: Store, tmp_path: Path) -> None:
+    """The store's own read fails while its directory is out (StorageUnavailable: the
+    index answers 503), so reading ahead from the database must not hide the outage."""
+    files = fill(store)
+    refs = store.chunk_refs(WS, (sha(data) for data in files.values()))
+    every = [ref for chunks in refs.values() for ref in chunks]
+    (tmp_path / "blobs").rename(tmp_path / "aside")
+    (tmp_path / "blobs").write_text("not a directory")
+    try:
+        assert inline_chunks(store, every) == {}
+    finally:
+        (tmp_path / "blobs").unlink()
+        (tmp_path / "aside").rename(tmp_path / "blobs")
+    assert len(inline_chunks(store, every)) == len(files) - 1
