@@ -1,8 +1,9 @@
 """Search speed at 100k blocks: memhub in-process and over HTTP, beside rank_bm25 and SQLite FTS5.
 
 Run: ``.venv/bin/python bench/search.py [--quick] [--files N] [--sections N]
-[--skip-one-process] [--json-out PATH] [--scratch DIR]`` (1M blocks: ``--files 10000
---sections 100``)
+[--skip-one-process] [--json-out PATH] [--scratch DIR] [--results-out PATH]`` (1M blocks:
+``--files 10000 --sections 100``; ``--results-out``: every query's results after the
+first build, then stop, to compare two versions of memhub byte for byte)
 
 The corpus is synthetic and deterministic (``--seed``): markdown notes of ~10 ``##``
 sections each (10k files, 100k blocks; ``--quick``: 1k files, 10k blocks), sentences
@@ -43,6 +44,7 @@ import argparse
 import dataclasses
 import gc
 import http.client
+import itertools
 import json
 import math
 import os
@@ -408,6 +410,19 @@ def fill(store: Store, files: list[tuple[str, str]]) -> float:
     return time.perf_counter() - t0
 
 
+def write_results(path: Path, memory: Memory, index: Any, query_set: list[str]) -> None:
+    """One JSON line per query: ``Memory.search``'s answer (hits, rounded scores,
+    snippets) and the index's own hits with their scores' full ``repr``."""
+    with path.open("w", encoding="utf-8") as out:
+        for query in query_set:
+            hits, _, total = index.search(query, k=10)
+            raw = [(h.path, h.seq, repr(h.score)) for h in hits]
+            found = memory.search(WORKSPACE, query, k=10)
+            line = {"query": query, "found": found, "raw": raw, "total": total}
+            out.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+    print(f"wrote the results of {len(query_set)} queries to {path}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="1k files (10k blocks)")
@@ -426,6 +441,13 @@ def main() -> int:
     )
     parser.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "search.json"))
     parser.add_argument("--scratch", default=None, help="where the temporary data dir goes")
+    parser.add_argument(
+        "--results-out",
+        default=None,
+        help="write every query's results (hits, scores, snippets; revision times from a "
+        "fixed clock) after the first build to this file and stop: run it with two "
+        "versions of memhub and compare the files",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.files:
@@ -454,6 +476,8 @@ def main() -> int:
     try:
         data_dir.mkdir()
         store = open_store(f"sqlite:///{data_dir / 'memhub.db'}", (data_dir / "blobs").as_uri())
+        if args.results_out:  # the same revision times in every run
+            store.clock = itertools.count(1_700_000_000.0).__next__
         store.create_workspace(WORKSPACE)
         fill_s = fill(store, files)
         phases["fill_s"] = fill_s
@@ -474,6 +498,12 @@ def main() -> int:
         blocks = built["blocks"]
         disk_mb = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) / 1e6
         print(f"memhub index: {blocks} blocks in {build_s:.1f} s", file=sys.stderr)
+
+        if args.results_out:
+            write_results(Path(args.results_out), memory, index, query_set)
+            memory.close()
+            store.close()
+            return 0
 
         rss0 = rss_mb()
         c0 = time.process_time()

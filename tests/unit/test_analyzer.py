@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memhub.memory.analyzer import analyze, detect_language, highlight, index_text, tokens
@@ -272,3 +272,22 @@ def test_detect_language_takes_the_dominant_script(text: str) -> None:
     found = detect_language(text)
     expected = _dominant_script(text)
     assert found in ("ru", "uk") if expected == "cyrillic" else found == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            "aZ9 .-_'\u00c0\u00ff\u0100\u023f\u0240\u024f\u0250\u027f"
+            "\u0400\u04ff\u0500\u052f\u0530\u053fяіё日本\U0001f600\ud800"
+        ),
+        max_size=60,
+    )
+)
+def test_script_counts_from_bytes_equal_the_regex_counts(text: str) -> None:
+    from memhub.memory import analyzer
+
+    assert analyzer._latin_and_cyrillic(text) == (
+        analyzer._count(analyzer._LATIN_RUNS, text),
+        analyzer._count(analyzer._CYRILLIC_RUNS, text),
+    )

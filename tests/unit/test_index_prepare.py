@@ -3,11 +3,14 @@ in the order given; a dead worker loses no file, and closing stops every worker.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from memhub.memory import prepare
+from memhub.memory.blocks import split_file
+from memhub.memory.documents import block_fields, block_record
 from memhub.memory.prepare import Job, Prepared, Preparer
 from memhub.store import Revision
 
@@ -105,3 +108,13 @@ def test_a_failing_job_source_stops_the_map_and_close_still_stops_the_workers(
         list(preparer.map(jobs()))
     preparer.close()
     assert alive(preparer) == []
+
+
+def test_block_records_read_back_as_the_blocks_records() -> None:
+    """The stored record (orjson's bytes) is what a hit is made from: ``json.loads``
+    gives the record of the block back, every value and type intact."""
+    for revision, text in JOBS[: len(FILES)]:
+        blocks = split_file(revision.path, text)
+        for i, fields in enumerate(block_fields(blocks, revision)):
+            assert json.loads(fields.record) == block_record(blocks[i], revision, i)
+            assert fields.record.decode("utf-8")  # UTF-8, as the index stores it

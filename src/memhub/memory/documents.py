@@ -17,11 +17,11 @@ dictionary (two thirds of the index, most of the commit time).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
+import orjson
 import tantivy
 
 from memhub.memory.analyzer import detect_language, index_text
@@ -142,11 +142,10 @@ class Hit:
         }
 
 
-def _prefixes(path: str) -> Iterator[str]:
+@lru_cache(maxsize=1024)  # a file's blocks come one after the other
+def _prefixes(path: str) -> tuple[str, ...]:
     parts = path.split("/")
-    for i in range(1, len(parts)):
-        yield "/".join(parts[:i]) + "/"
-    yield path
+    return (*("/".join(parts[:i]) + "/" for i in range(1, len(parts))), path)
 
 
 class BlockFields(NamedTuple):
@@ -164,7 +163,8 @@ class BlockFields(NamedTuple):
     always_load: bool
     date: int
     weight: float
-    record: bytes  # the block record (:func:`block_record`) as UTF-8 JSON
+    record: bytes  # the block record (:func:`block_record`) as UTF-8 JSON (by orjson:
+    # compact, five times cheaper than json.dumps; read back by json.loads all the same)
 
 
 def block_fields(
@@ -183,7 +183,7 @@ def block_fields(
             heading = index_text(" / ".join(block.heading), lang)
         context = _context_of(blocks, i, neighbours)
         date = block.timestamp if block.timestamp is not None else revision.created_at
-        record = json.dumps(block_record(block, revision, i), ensure_ascii=False)
+        record = orjson.dumps(block_record(block, revision, i))
         out.append(
             BlockFields(
                 path=block.path,
@@ -195,7 +195,7 @@ def block_fields(
                 always_load=block.always_load,
                 date=int(date),
                 weight=STRENGTH_WEIGHT.get(block.strength or "", 0.0),
-                record=record.encode(),
+                record=record,
             )
         )
     return out
@@ -206,7 +206,7 @@ def document(fields: BlockFields) -> tantivy.Document:
     per value, and this runs where the writer is)."""
     values: dict[str, Any] = {
         "path": fields.path,
-        "prefixes": list(_prefixes(fields.path)),
+        "prefixes": list(_prefixes(fields.path)),  # a list: tantivy takes no tuple
         "file_kind": fields.file_kind,
         "text": fields.text,
         "always_load": 1 if fields.always_load else 0,

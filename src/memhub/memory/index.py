@@ -14,7 +14,7 @@ Python by :mod:`memhub.memory.analyzer` and handed to tantivy as analysed terms
 for every language. This process reads the files and adds the documents; cutting
 and analysing many files happens in worker processes (:mod:`memhub.memory.prepare`).
 
-About 450 lines, most of them :class:`WorkspaceIndex`: opening, checking, rebuilding,
+About 460 lines, most of them :class:`WorkspaceIndex`: opening, checking, rebuilding,
 catching up and searching one index directory are one life cycle with one lock, and
 read best together.
 """
@@ -51,6 +51,7 @@ from memhub.memory.documents import (
 )
 from memhub.memory.prepare import Job, Preparer, default_processes
 from memhub.store import Revision, Store
+from memhub.store.readahead import contents_ahead
 
 log = logging.getLogger("memhub.index")
 
@@ -302,14 +303,15 @@ class WorkspaceIndex:
             if revision.size > MAX_INDEXED_BYTES:
                 continue
             todo.append(revision)
-        # the chunks of the whole page in one query, not a read plan per file
+        # the chunks of the whole page in one query, not a read plan per file; the small
+        # ones' bytes in one more (any other is read through the store, one by one)
         refs = self.store.chunk_refs(self.workspace, (r.sha256 for r in todo)) if todo else {}
-        for revision in todo:
+        for revision, ahead in contents_ahead(self.store, todo, refs):
             chunks = refs.get(revision.sha256)
             if chunks is None and revision.size:
                 continue  # purged since: a later change in the log covers it
             try:
-                data = self.store.read_content(chunks or [])
+                data = ahead if ahead is not None else self.store.read_content(chunks or [])
             except StorageUnavailable:
                 raise
             except MemhubError as exc:  # damaged bytes: reported, and tried again later

@@ -86,7 +86,21 @@ def split_file_checked(
     if file_kind == "timeline":
         stamp = timeline_time(path)
         blocks = [replace(b, timestamp=b.timestamp or stamp) for b in blocks]
-    return [replace(b, seq=i) for i, b in enumerate(blocks)], error
+    return _numbered(blocks), error
+
+
+def _numbered(blocks: list[Block]) -> list[Block]:
+    """The blocks with ``seq`` set to their place. They were made by this call's splitter
+    and nobody else holds them yet, so they are numbered in place: a ``replace`` per
+    block was a sixth of the cost of cutting a file."""
+    seen: set[int] = set()
+    for i, block in enumerate(blocks):
+        if id(block) in seen:  # one object twice in the list: the second is a copy
+            blocks[i] = replace(block, seq=i)
+        elif block.seq != i:
+            object.__setattr__(block, "seq", i)
+        seen.add(id(block))
+    return blocks
 
 
 def _split(path: str, text: str, file_kind: FileKind) -> tuple[list[Block], str | None]:

@@ -1,4 +1,6 @@
-"""Markdown: one block per section, found by markdown-it-py (CommonMark).
+"""Markdown: one block per section, found by markdown-it-py (CommonMark), or for the
+common markdown by :mod:`.scan`, which applies markdown-it's own rules faster and
+defers to it for anything else.
 
 A section runs from a heading (ATX ``## x`` or setext ``x\\n===``) to the next
 heading of any level; the text before the first heading is a section with an
@@ -25,6 +27,7 @@ from memhub.memory.blocks.model import (
     leading_blank,
     strength_of,
 )
+from memhub.memory.blocks.scan import scan
 
 _MD = MarkdownIt("commonmark", {"maxNesting": 20}).disable("inline")
 # markdown-it's cost is per token, not per byte: a heading every other line costs ~50x
@@ -76,7 +79,7 @@ class Section:
 class Outline:
     """The block structure of one markdown text: headings, code lines, sections."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, scan_first: bool = True) -> None:
         self.lines = text.split("\n")
         if count_block_starts(self.lines) > MAX_BLOCK_STARTS:
             raise StructureBudgetExceeded(
@@ -84,9 +87,23 @@ class Outline:
             )
         # lone CRs would be line breaks to markdown-it but not to str.split("\n"):
         # blank them (same length) so that its line numbers are ours
-        tokens = _MD.parse(text.replace("\r", " "))
+        src = text.replace("\r", " ")
         self.headings: list[Heading] = []
         self.code = bytearray(len(self.lines))  # 1: a line inside a code block or fence
+        scanned = scan(src) if scan_first else None
+        if scanned is None:
+            self._parse(src)
+        else:
+            for line, level, title in scanned.headings:
+                self.headings.append(Heading(line, line + 1, level, clean_heading(title), True))
+            for start, end in scanned.code:
+                self.code[start:end] = b"\x01" * (end - start)
+        self.sections = self._sections()
+        self._starts = [s.start for s in self.sections]
+
+    def _parse(self, src: str) -> None:
+        """Headings and code lines by markdown-it (what :func:`scan` does not follow)."""
+        tokens = _MD.parse(src)
         for i, token in enumerate(tokens):
             if token.map is None:
                 continue
@@ -104,8 +121,6 @@ class Outline:
             elif token.type in ("fence", "code_block"):
                 start, end = token.map
                 self.code[start:end] = b"\x01" * (end - start)
-        self.sections = self._sections()
-        self._starts = [s.start for s in self.sections]
 
     def _sections(self) -> list[Section]:
         out: list[Section] = []

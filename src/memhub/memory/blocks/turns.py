@@ -145,6 +145,8 @@ def _turn_from_section(
 def _turn_lines(block: Block) -> list[tuple[int, re.Match[str]]]:
     """(line offset, match) of the ``Speaker: text`` lines of a section, when they
     are most of its non-heading lines."""
+    if block.text.count(":") < 2:  # two turn lines at least, each with its colon
+        return []
     lines = block.text.split("\n")
     start = 1 if lines and lines[0].lstrip().startswith("#") else 0
     body = [(i, ln) for i, ln in enumerate(lines) if i >= start and ln.strip()]

@@ -27,7 +27,7 @@ from memhub.store.schema import inline_blobs
 
 _GET = select(inline_blobs.c.data).where(inline_blobs.c.key == bindparam("key"))
 _EXISTS = select(inline_blobs.c.key).where(inline_blobs.c.key == bindparam("key"))
-_DELETE_BATCH = 500
+_DELETE_BATCH = 500  # keys per statement (deletes and batch reads)
 
 
 class MetadataInline:
@@ -67,6 +67,21 @@ class MetadataInline:
         with self.meta.read() as conn:
             value = conn.execute(_GET, {"key": key}).scalar()
         return bytes(value) if value is not None else None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The blobs of ``keys`` this tier holds (the others are absent), in one query
+        per :data:`_DELETE_BATCH` keys: a reader of many small files pays one round trip
+        instead of a connection and a query each."""
+        wanted = list(keys)
+        out: dict[str, bytes] = {}
+        for start in range(0, len(wanted), _DELETE_BATCH):
+            batch = wanted[start : start + _DELETE_BATCH]
+            stmt = select(inline_blobs.c.key, inline_blobs.c.data).where(
+                inline_blobs.c.key.in_(batch)
+            )
+            with self.meta.read() as conn:
+                out.update((str(key), bytes(data)) for key, data in conn.execute(stmt))
+        return out
 
     def exists(self, key: str) -> bool:
         with self.meta.read() as conn:
