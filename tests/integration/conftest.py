@@ -96,16 +96,24 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def sqlite_url(migrated_sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite metadata database of this test's own (a copy of the template)."""
+    path = tmp_path / "meta.db"
+    with (
+        closing(sqlite3.connect(migrated_sqlite_template)) as source,
+        closing(sqlite3.connect(path)) as copy,
+    ):
+        source.backup(copy)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=METADATA_BACKENDS)
-def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def metadata_url(request: pytest.FixtureRequest) -> str:
     """A migrated metadata database: a new SQLite file, or the session's PostgreSQL
     database (shared, so tests there use workspaces of their own)."""
     if request.param == "sqlite":
-        path = tmp_path / "meta.db"
-        template = request.getfixturevalue("migrated_sqlite_template")
-        with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as copy:
-            source.backup(copy)
-        return f"sqlite:///{path}"
+        return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("migrated_postgres_url"))
 
 

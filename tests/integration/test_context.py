@@ -7,9 +7,7 @@ mandatory rules in headings («ВАЖНО», «СТРОГОЕ ПРАВИЛО») 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -70,14 +68,8 @@ ORDINARY = {
 
 
 @pytest.fixture
-def store(migrated_sqlite_template: Path, tmp_path: Path) -> Iterator[Store]:
-    path = tmp_path / "meta.db"
-    with (
-        closing(sqlite3.connect(migrated_sqlite_template)) as source,
-        closing(sqlite3.connect(path)) as copy,
-    ):
-        source.backup(copy)
-    meta = Metadata(f"sqlite:///{path}")
+def store(sqlite_url: str, tmp_path: Path) -> Iterator[Store]:
+    meta = Metadata(sqlite_url)
     store = Store(meta, open_blob_store((tmp_path / "blobs").as_uri()))
     store.create_workspace(WS)
     yield store

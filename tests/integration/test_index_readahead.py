@@ -5,9 +5,7 @@ and reported by the store's own read."""
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -25,15 +23,9 @@ WS = "notes"
 
 
 @pytest.fixture
-def store(migrated_sqlite_template: Path, tmp_path: Path) -> Iterator[Store]:
+def store(sqlite_url: str, tmp_path: Path) -> Iterator[Store]:
     """A store whose small blobs are rows of its metadata database (the default layout)."""
-    path = tmp_path / "meta.db"
-    with (
-        closing(sqlite3.connect(migrated_sqlite_template)) as source,
-        closing(sqlite3.connect(path)) as copy,
-    ):
-        source.backup(copy)
-    meta = Metadata(f"sqlite:///{path}")
+    meta = Metadata(sqlite_url)
     store = Store(meta, open_blob_store((tmp_path / "blobs").as_uri(), metadata=meta))
     store.create_workspace(WS)
     yield store

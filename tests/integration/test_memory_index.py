@@ -8,9 +8,7 @@ which catches the index up with the log first.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +25,6 @@ from memhub.store.metadata import Metadata
 
 WS = "notes"
 DAY = 86400.0
-
-
-@pytest.fixture
-def sqlite_url(migrated_sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "meta.db"
-    with (
-        closing(sqlite3.connect(migrated_sqlite_template)) as source,
-        closing(sqlite3.connect(path)) as copy,
-    ):
-        source.backup(copy)
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture

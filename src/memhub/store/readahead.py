@@ -14,9 +14,9 @@ it is, or reports the damage (and tells the corruption listeners) as for any rea
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from memhub.errors import StorageUnavailable
 from memhub.store.blobs.base import chunk_key
 from memhub.store.blobs.metainline import MetadataInline
 from memhub.store.model import ChunkRef, Revision
@@ -25,30 +25,20 @@ from memhub.store.service import Store
 READ_AHEAD_BYTES = 4 * 1024 * 1024  # the files whose small chunks are read in one go
 
 
-def _directory_answers(store: Store, key: str) -> bool:
-    """Whether the blob directory answers "no such file" for ``key``, as the store's own
-    read asks it first: when the directory is out (gone, not a directory, no access)
-    that read fails with StorageUnavailable, and so must a read ahead (it reads nothing
-    ahead, and the caller's read through the store raises)."""
-    root = getattr(store.blobs, "root", None)
-    if root is None:
-        return False
-    try:
-        os.stat(os.path.join(root, *key.split("/")))
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def inline_chunks(store: Store, refs: Iterable[ChunkRef]) -> dict[str, bytes]:
     """chunk sha256 → its verified bytes, for the chunks of ``refs`` kept inline."""
     tier = getattr(store.blobs, "within", None)
     if not isinstance(tier, MetadataInline):
         return {}
     wanted = {ref.sha256: ref.size for ref in refs}
-    if not wanted or not _directory_answers(store, chunk_key(next(iter(wanted)))):
+    if not wanted:
+        return {}
+    # the blob store's own health check (what /health and every inline write ask): while
+    # its directory is out, nothing is read ahead, so the caller's read through the store
+    # fails with StorageUnavailable as any read does
+    try:
+        tier.check()
+    except StorageUnavailable:
         return {}
     found = tier.get_many(chunk_key(sha) for sha in wanted)
     out: dict[str, bytes] = {}

@@ -131,13 +131,15 @@ class Hasher:
                 self._states.append(known.states[index])
                 self.resumed += 1
                 return
-            self._whole = (
-                rehashes.PySha256.deserialize(self._states[-1])
-                if self._states
-                else rehashes.PySha256()
-            )
+            self._whole = self._resumed()
         self._whole.update(piece)
         self._states.append(bytes(self._whole.serialize()))
+
+    def _resumed(self) -> Any:
+        """The whole file's sha256 after the chunks fed so far (the remembered prefix)."""
+        return (
+            rehashes.PySha256.deserialize(self._states[-1]) if self._states else rehashes.PySha256()
+        )
 
     def _same_so_far(self, index: int) -> bool:
         known = self._known
@@ -149,14 +151,8 @@ class Hasher:
 
     def finish(self) -> tuple[str, Known]:
         """The whole file's sha256 and the record of this version."""
-        if self._whole is None:  # every chunk the remembered one: the remembered state
-            whole = (
-                rehashes.PySha256.deserialize(self._states[-1])
-                if self._states
-                else rehashes.PySha256()
-            )
-        else:
-            whole = self._whole
+        # every chunk the remembered one: the remembered state
+        whole = self._whole if self._whole is not None else self._resumed()
         sha = str(whole.finalize())
         known = Known(self.chunk_size, self._blake3s, self._sha256s, self._states)
         return sha, known

@@ -27,7 +27,7 @@ from memhub.store.schema import inline_blobs
 
 _GET = select(inline_blobs.c.data).where(inline_blobs.c.key == bindparam("key"))
 _EXISTS = select(inline_blobs.c.key).where(inline_blobs.c.key == bindparam("key"))
-_DELETE_BATCH = 500  # keys per statement (deletes and batch reads)
+_BATCH = 500  # keys per statement (deletes and batch reads)
 
 
 class MetadataInline:
@@ -39,7 +39,7 @@ class MetadataInline:
     ) -> None:
         self.meta = meta
         self.max_bytes = max_bytes
-        self._check = check
+        self.check = check  # the blob store's own health check (its directory)
 
     def put_within(self, conn: Connection, items: Sequence[tuple[str, bytes]], now: float) -> None:
         """Store blobs inside the caller's write transaction: durable when it commits.
@@ -47,7 +47,7 @@ class MetadataInline:
         spares it for its grace period. ``check`` runs first: a blob store whose
         directory is gone takes no writes, inline or not (as ``/health`` reports)."""
         if items:
-            self._check()
+            self.check()
             conn.execute(
                 self.meta.upsert(inline_blobs, ("key",)),
                 [{"key": key, "data": data, "modified": now} for key, data in items],
@@ -70,12 +70,12 @@ class MetadataInline:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """The blobs of ``keys`` this tier holds (the others are absent), in one query
-        per :data:`_DELETE_BATCH` keys: a reader of many small files pays one round trip
+        per :data:`_BATCH` keys: a reader of many small files pays one round trip
         instead of a connection and a query each."""
         wanted = list(keys)
         out: dict[str, bytes] = {}
-        for start in range(0, len(wanted), _DELETE_BATCH):
-            batch = wanted[start : start + _DELETE_BATCH]
+        for start in range(0, len(wanted), _BATCH):
+            batch = wanted[start : start + _BATCH]
             stmt = select(inline_blobs.c.key, inline_blobs.c.data).where(
                 inline_blobs.c.key.in_(batch)
             )
@@ -98,11 +98,11 @@ class MetadataInline:
 
     def delete(self, keys: Iterable[str]) -> None:
         doomed = list(keys)
-        for start in range(0, len(doomed), _DELETE_BATCH):
+        for start in range(0, len(doomed), _BATCH):
             with self.meta.write() as conn:
                 conn.execute(
                     delete(inline_blobs).where(
-                        inline_blobs.c.key.in_(doomed[start : start + _DELETE_BATCH])
+                        inline_blobs.c.key.in_(doomed[start : start + _BATCH])
                     )
                 )
 
